@@ -1,0 +1,303 @@
+//! Azure Blob destination (`azure_storage_blob` 1.x, signed by [`signing::SigningPolicy`]).
+//!
+//! Files become block blobs: chunks are staged as uncommitted blocks and the blob appears only
+//! when Put Block List commits them, so a reader never sees a half-written blob. Small files go
+//! in one Put Blob. Each blob carries the source's MD5 (Content-MD5), size and mtime (metadata).
+
+pub mod config;
+mod error;
+pub mod signing;
+
+use std::collections::HashMap;
+use std::num::NonZero;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
+use azure_storage_blob::models::{
+    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    ListBlobsIncludeItem,
+};
+use azure_storage_blob::{
+    BlobContainerClient, BlobContainerClientOptions, BlockBlobClient, BlockBlobClientOptions,
+};
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+use super::{Destination, FileMeta, RemoteFile, Upload};
+use crate::error::{Error, Result};
+pub use config::{BlobAuth, BlobConfig};
+
+/// Folder beside the data for the worker's own markers; never listed as backed-up data.
+pub const RESERVED_DIR: &str = ".backup-worker";
+const META_SOURCE_MTIME: &str = "source_mtime";
+const META_SOURCE_SIZE: &str = "source_size";
+
+pub struct BlobDestination {
+    cfg: BlobConfig,
+    container: String,
+    /// Prefix inside the container, without leading or trailing `/`.
+    prefix: String,
+    client_options: ClientOptions,
+    container_client: BlobContainerClient,
+}
+
+impl BlobDestination {
+    pub fn new(cfg: BlobConfig, container: Option<String>, prefix: &str) -> Result<Self> {
+        let container = container.or_else(|| cfg.container.clone()).ok_or_else(|| {
+            Error::invalid_field(
+                "destination.container",
+                format!(
+                    "is required: name it in the message or set BACKUP_STORAGE_{}_CONTAINER",
+                    crate::config::normalize_name(&cfg.storage)
+                ),
+            )
+        })?;
+        // One HTTP client (one connection pool) for every blob client of this destination.
+        let transport = Transport::new(new_http_client(Some(HttpClientOptions {
+            automatic_decompression: false,
+        })));
+        let client_options = ClientOptions {
+            per_try_policies: vec![Arc::new(signing::SigningPolicy::new(&cfg))],
+            transport: Some(transport),
+            ..Default::default()
+        };
+        let mut container_url = cfg.endpoint.clone();
+        push_segments(&mut container_url, [container.as_str()]);
+        let container_client = BlobContainerClient::new(
+            container_url,
+            None,
+            Some(BlobContainerClientOptions {
+                client_options: client_options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::Azure {
+            resource: container.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(BlobDestination {
+            prefix: prefix.trim_matches('/').to_string(),
+            cfg,
+            container,
+            client_options,
+            container_client,
+        })
+    }
+
+    /// The blob name of a path relative to the job's prefix.
+    fn blob_name(&self, rel: &str) -> String {
+        if self.prefix.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.prefix)
+        }
+    }
+
+    fn block_client(&self, rel: &str) -> Result<BlockBlobClient> {
+        let name = self.blob_name(rel);
+        let mut url = self.cfg.endpoint.clone();
+        push_segments(
+            &mut url,
+            std::iter::once(self.container.as_str()).chain(name.split('/')),
+        );
+        BlockBlobClient::new(
+            url,
+            None,
+            Some(BlockBlobClientOptions {
+                client_options: self.client_options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| Error::Azure {
+            resource: name,
+            detail: e.to_string(),
+        })
+    }
+
+    fn map_err(&self, resource: &str, e: azure_core::Error) -> Error {
+        error::map(&self.cfg.account, &self.container, resource, e)
+    }
+}
+
+/// Append path segments, each percent-encoded on its own (a `/` inside a name stays a separator
+/// only where we put it).
+fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+}
+
+fn metadata(meta: &FileMeta) -> HashMap<String, String> {
+    HashMap::from([
+        (META_SOURCE_MTIME.to_string(), meta.mtime.to_string()),
+        (META_SOURCE_SIZE.to_string(), meta.size.to_string()),
+    ])
+}
+
+/// Block ids must all have the same length within a blob.
+fn block_id(index: u64) -> Vec<u8> {
+    format!("{index:016x}").into_bytes()
+}
+
+#[async_trait]
+impl Destination for BlobDestination {
+    fn describe(&self) -> String {
+        format!(
+            "azureblob://{}/{}/{}",
+            self.cfg.account, self.container, self.prefix
+        )
+    }
+
+    async fn check(&self) -> Result<()> {
+        let what = format!("container {}", self.container);
+        self.container_client
+            .get_properties(None)
+            .await
+            .map_err(|e| self.map_err(&what, e))?;
+        let options = BlobContainerClientListBlobsOptions {
+            maxresults: Some(1),
+            prefix: (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix)),
+            ..Default::default()
+        };
+        let mut pages = self
+            .container_client
+            .list_blobs(Some(options))
+            .map_err(|e| self.map_err(&what, e))?
+            .into_pages();
+        pages
+            .try_next()
+            .await
+            .map_err(|e| self.map_err(&format!("list of {what}"), e))?;
+        // Write permission: stage a block that is never committed, so nothing becomes visible.
+        let probe = format!("{RESERVED_DIR}/connection-test");
+        let client = self.block_client(&probe)?;
+        let data = Bytes::from_static(b"connection test");
+        client
+            .stage_block(&block_id(0), data.len() as u64, data.into(), None)
+            .await
+            .map_err(|e| self.map_err(&format!("write to {what}"), e))?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
+        let what = format!("container {}", self.container);
+        let list_prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let options = BlobContainerClientListBlobsOptions {
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            prefix: (!list_prefix.is_empty()).then(|| list_prefix.clone()),
+            ..Default::default()
+        };
+        let mut items = self
+            .container_client
+            .list_blobs(Some(options))
+            .map_err(|e| self.map_err(&what, e))?;
+        let mut found = HashMap::new();
+        while let Some(item) = items.try_next().await.map_err(|e| self.map_err(&what, e))? {
+            let Some(name) = item.name else { continue };
+            let Some(rel) = name.strip_prefix(&list_prefix) else {
+                continue;
+            };
+            if rel.starts_with(RESERVED_DIR) {
+                continue;
+            }
+            let props = item.properties.unwrap_or_default();
+            let meta = item.metadata.and_then(|m| m.values).unwrap_or_default();
+            found.insert(
+                rel.to_string(),
+                RemoteFile {
+                    size: props.content_length.unwrap_or(0),
+                    source_mtime: meta.get(META_SOURCE_MTIME).and_then(|v| v.parse().ok()),
+                    md5: props.content_md5.and_then(|m| m.try_into().ok()),
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
+        let client = self.block_client(path)?;
+        let options = BlockBlobClientUploadOptions {
+            blob_content_md5: Some(meta.md5.to_vec()),
+            metadata: Some(metadata(meta)),
+            parallel: NonZero::new(1),
+            partition_size: NonZero::new((data.len() as u64).max(1)),
+            ..Default::default()
+        };
+        client
+            .upload(data.into(), Some(options))
+            .await
+            .map_err(|e| self.map_err(&self.blob_name(path), e))?;
+        Ok(())
+    }
+
+    async fn start_upload(&self, path: &str) -> Result<Arc<dyn Upload>> {
+        Ok(Arc::new(BlobUpload {
+            client: self.block_client(path)?,
+            name: self.blob_name(path),
+            account: self.cfg.account.clone(),
+            container: self.container.clone(),
+        }))
+    }
+}
+
+struct BlobUpload {
+    client: BlockBlobClient,
+    name: String,
+    account: String,
+    container: String,
+}
+
+impl BlobUpload {
+    fn map_err(&self, e: azure_core::Error) -> Error {
+        error::map(&self.account, &self.container, &self.name, e)
+    }
+}
+
+#[async_trait]
+impl Upload for BlobUpload {
+    async fn put_chunk(&self, index: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
+        let options = BlockBlobClientStageBlockOptions {
+            transactional_content_md5: Some(md5.to_vec()),
+            ..Default::default()
+        };
+        self.client
+            .stage_block(
+                &block_id(index),
+                data.len() as u64,
+                data.into(),
+                Some(options),
+            )
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()> {
+        let list = BlockLookupList {
+            latest: Some((0..chunks).map(block_id).collect()),
+            ..Default::default()
+        };
+        let body = list.try_into().map_err(|e| self.map_err(e))?;
+        let options = BlockBlobClientCommitBlockListOptions {
+            blob_content_md5: Some(meta.md5.to_vec()),
+            metadata: Some(metadata(meta)),
+            ..Default::default()
+        };
+        self.client
+            .commit_block_list(body, Some(options))
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
+    async fn abort(&self) {
+        // Uncommitted blocks are invisible and the service drops them after a week; a later
+        // commit of the same blob discards them at once. Nothing to undo.
+    }
+}

@@ -1,0 +1,247 @@
+//! One error type for the library, with a stable machine code per case.
+//!
+//! Messages are for people: they name the thing that is wrong and the fix, in the seeds' words.
+//! They never contain a secret (URLs are passed through `redact_url` before they get here).
+
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- job messages -----------------------------------------------------------------------
+    #[error("malformed job message: {0}")]
+    MalformedMessage(String),
+    #[error("invalid job message: field `{field}` {reason}")]
+    InvalidField { field: String, reason: String },
+
+    // --- storage profiles -------------------------------------------------------------------
+    #[error("unknown storage `{name}`: no profile found (set {env_prefix}_TYPE or add it to the profile file)")]
+    UnknownStorage { name: String, env_prefix: String },
+    #[error("storage `{storage}`: option `{option}` {reason}")]
+    InvalidOption {
+        storage: String,
+        option: String,
+        reason: String,
+    },
+    #[error("storage `{storage}` is a {actual} storage and cannot be used as {role}")]
+    WrongStorageKind {
+        storage: String,
+        actual: &'static str,
+        role: &'static str,
+    },
+    #[error("Connection String Errors: {0}")]
+    ConnectionString(String),
+
+    // --- SFTP -------------------------------------------------------------------------------
+    #[error("Connection Refused: nothing accepts SSH connections on {host}:{port}. Ensure the SSH service is running and the correct port is specified; check that firewalls or security groups allow inbound connections on the SSH port")]
+    SftpConnectionRefused { host: String, port: u16 },
+    #[error("Timeout Errors: no answer from {host}:{port} within {seconds} s. Check network connectivity between this worker and the SFTP server (NAT, routing, firewalls)")]
+    SftpTimeout {
+        host: String,
+        port: u16,
+        seconds: u64,
+    },
+    #[error("Connection failed to {host}:{port}: {detail}")]
+    SftpConnect {
+        host: String,
+        port: u16,
+        detail: String,
+    },
+    #[error("Authentication Failure: the server rejected user `{user}` with {method}. {hint}")]
+    SftpAuthFailed {
+        user: String,
+        method: String,
+        hint: String,
+    },
+    #[error("Authentication Failure: cannot use the private key: {0}. The key must be in PEM/OpenSSH format and the correct passphrase provided")]
+    SftpBadKey(String),
+    #[error("Host Key Verification: {0}")]
+    SftpHostKey(String),
+    #[error("Permission Denied: the SSH user may not read `{path}`. Verify that the SSH user has read permission on it")]
+    SftpPermissionDenied { path: String },
+    #[error("not found on the SFTP server: `{path}`")]
+    SftpNotFound { path: String },
+    #[error("SFTP error on `{path}`: {detail}")]
+    Sftp { path: String, detail: String },
+
+    // --- Azure ------------------------------------------------------------------------------
+    #[error("cannot reach Azure Storage at {endpoint}: {detail}")]
+    AzureUnreachable { endpoint: String, detail: String },
+    #[error("container not found: `{container}` does not exist in account `{account}`. Container names are lower-case; create it or fix the name")]
+    ContainerNotFound { account: String, container: String },
+    #[error("Authentication Failed: Azure Storage rejected the credentials for account `{account}` ({detail}). Ensure the Storage Account Name and Key are correct; if using a SAS URL, verify it has not expired")]
+    AzureAuthFailed { account: String, detail: String },
+    #[error("Forbidden (403): the credentials for account `{account}` lack a permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the Storage Blob Data Contributor role")]
+    AzureForbidden {
+        account: String,
+        resource: String,
+        detail: String,
+    },
+    #[error("Azure Storage error on `{resource}`: HTTP {status} {code}")]
+    AzureHttp {
+        resource: String,
+        status: u16,
+        code: String,
+    },
+    #[error("Azure Storage request for `{resource}` failed: {detail}")]
+    Azure { resource: String, detail: String },
+
+    // --- transfer ---------------------------------------------------------------------------
+    #[error("`{path}` changed while it was being copied (expected {expected} bytes, read {actual}); it will be copied again on the next run")]
+    SourceChanged {
+        path: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("`{path}` is larger than max_stream_size ({limit} bytes)")]
+    TooLarge { path: String, limit: u64 },
+    #[error("`{path}` is a symbolic link; links are not followed (policy: skip_symlinks)")]
+    Symlink { path: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable machine code of this error. Never change one: users filter on them.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MalformedMessage(_) => "message.malformed",
+            Error::InvalidField { .. } => "message.invalid_field",
+            Error::UnknownStorage { .. } => "config.unknown_storage",
+            Error::InvalidOption { .. } => "config.invalid_option",
+            Error::WrongStorageKind { .. } => "config.wrong_storage_kind",
+            Error::ConnectionString(_) => "azure.connection_string_invalid",
+            Error::SftpConnectionRefused { .. } => "sftp.connection_refused",
+            Error::SftpTimeout { .. } => "sftp.timeout",
+            Error::SftpConnect { .. } => "sftp.connect_failed",
+            Error::SftpAuthFailed { .. } => "sftp.auth_failed",
+            Error::SftpBadKey(_) => "sftp.bad_private_key",
+            Error::SftpHostKey(_) => "sftp.host_key_verification",
+            Error::SftpPermissionDenied { .. } => "sftp.permission_denied",
+            Error::SftpNotFound { .. } => "sftp.not_found",
+            Error::Sftp { .. } => "sftp.error",
+            Error::AzureUnreachable { .. } => "azure.unreachable",
+            Error::ContainerNotFound { .. } => "azure.container_not_found",
+            Error::AzureAuthFailed { .. } => "azure.auth_failed",
+            Error::AzureForbidden { .. } => "azure.forbidden",
+            Error::AzureHttp { .. } => "azure.http_error",
+            Error::Azure { .. } => "azure.error",
+            Error::SourceChanged { .. } => "transfer.source_changed",
+            Error::TooLarge { .. } => "transfer.too_large",
+            Error::Symlink { .. } => "transfer.symlink_skipped",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether trying the same operation again may succeed (network blips, throttling, 5xx).
+    /// Decided here, once, for every layer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::SftpTimeout { .. }
+            | Error::SftpConnect { .. }
+            | Error::AzureUnreachable { .. }
+            | Error::SourceChanged { .. }
+            | Error::Azure { .. } => true,
+            Error::AzureHttp { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The serialisable form that goes into results and logs.
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            retryable: self.is_retryable(),
+        }
+    }
+
+    pub(crate) fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidField {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_option(
+        storage: &str,
+        option: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidOption {
+            storage: storage.to_string(),
+            option: option.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An error as it appears in a job result.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ErrorReport {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// Strip query strings (SAS signatures live there) from a URL before it goes into a message.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_dotted() {
+        let samples = [
+            Error::MalformedMessage("x".into()),
+            Error::invalid_field("options.chunk_size", "must be at least 64 KiB"),
+            Error::SftpHostKey("mismatch".into()),
+            Error::ContainerNotFound {
+                account: "a".into(),
+                container: "c".into(),
+            },
+        ];
+        let codes: Vec<_> = samples.iter().map(Error::code).collect();
+        assert_eq!(
+            codes,
+            [
+                "message.malformed",
+                "message.invalid_field",
+                "sftp.host_key_verification",
+                "azure.container_not_found"
+            ]
+        );
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let e = Error::invalid_field("options.upload_concurrency", "must be at least 1");
+        assert!(e.to_string().contains("`options.upload_concurrency`"));
+    }
+
+    #[test]
+    fn redaction_drops_sas_signature() {
+        let r = redact_url("https://a.blob.core.windows.net/c?sv=1&sig=SECRET");
+        assert!(!r.contains("SECRET"));
+        assert!(r.starts_with("https://a.blob.core.windows.net/c"));
+    }
+
+    #[test]
+    fn retryable_is_decided_by_status() {
+        let e = |status| Error::AzureHttp {
+            resource: "r".into(),
+            status,
+            code: "c".into(),
+        };
+        assert!(e(503).is_retryable());
+        assert!(e(429).is_retryable());
+        assert!(!e(404).is_retryable());
+    }
+}

@@ -1,0 +1,52 @@
+//! The storage registry: a profile's `TYPE` picks the implementation. The only place that knows
+//! every kind of storage.
+
+use std::sync::Arc;
+
+use crate::config::Profiles;
+use crate::dest::blob::{BlobConfig, BlobDestination};
+use crate::dest::Destination;
+use crate::error::{Error, Result};
+use crate::message::{DestinationRef, SourceRef};
+use crate::source::sftp::{SftpConfig, SftpSource};
+use crate::source::Source;
+
+pub const TYPE_SFTP: &str = "sftp";
+pub const TYPE_AZURE_BLOB: &str = "azureblob";
+
+pub fn source(profiles: &Profiles, r: &SourceRef) -> Result<Arc<dyn Source>> {
+    let p = profiles.profile(&r.storage)?;
+    match p.kind().as_str() {
+        TYPE_SFTP => Ok(Arc::new(SftpSource::new(SftpConfig::from_profile(&p)?))),
+        TYPE_AZURE_BLOB => Err(Error::WrongStorageKind {
+            storage: r.storage.clone(),
+            actual: "Azure Blob",
+            role: "a backup source",
+        }),
+        other => Err(unknown_type(&p, other)),
+    }
+}
+
+pub fn destination(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn Destination>> {
+    let p = profiles.profile(&r.storage)?;
+    match p.kind().as_str() {
+        TYPE_AZURE_BLOB => Ok(Arc::new(BlobDestination::new(
+            BlobConfig::from_profile(&p)?,
+            r.container.clone(),
+            &r.prefix,
+        )?)),
+        TYPE_SFTP => Err(Error::WrongStorageKind {
+            storage: r.storage.clone(),
+            actual: "SFTP",
+            role: "a backup destination",
+        }),
+        other => Err(unknown_type(&p, other)),
+    }
+}
+
+fn unknown_type(p: &crate::config::Profile<'_>, other: &str) -> Error {
+    p.invalid(
+        "TYPE",
+        format!("`{other}` is not a storage type: use `{TYPE_SFTP}` or `{TYPE_AZURE_BLOB}`"),
+    )
+}

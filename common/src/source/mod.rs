@@ -1,0 +1,66 @@
+//! Sources: where files are read from. SFTP today.
+//!
+//! A source lists a tree as a stream (never the whole tree in memory) and opens a file as a
+//! sequence of chunks. It knows nothing about destinations or the cloud it runs on.
+
+pub mod sftp;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+
+/// A regular file found under the source root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the listed root, `/`-separated, never starting with `/`.
+    pub path: String,
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+/// One item of a listing: a file to consider, or something the walk could not use.
+#[derive(Debug)]
+pub enum ListItem {
+    File(SourceFile),
+    /// A symbolic link: not followed (a link can point outside the tree or loop).
+    Symlink(String),
+    /// A directory or entry that could not be read; the rest of the walk goes on.
+    Error(String, Error),
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// `sftp://user@host:port`, for logs and results. Never contains a secret.
+    fn describe(&self) -> String;
+
+    /// Check that `root` exists and is a readable directory (Test Connection's last step).
+    async fn check_root(&self, root: &str) -> Result<()>;
+
+    /// Walk `root` recursively. Items arrive as they are found; the channel is bounded, so a
+    /// slow consumer slows the walk instead of growing memory. Fails only if `root` itself
+    /// cannot be read.
+    async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>>;
+
+    /// Open `root/path` for reading from its start.
+    async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>>;
+}
+
+#[async_trait]
+pub trait SourceReader: Send {
+    /// Read the next `len` bytes, fewer only at end of file; empty at end of file.
+    async fn read_chunk(&mut self, len: usize) -> Result<Bytes>;
+}
+
+/// `root` joined with a relative `path`.
+pub fn join(root: &str, path: &str) -> String {
+    if path.is_empty() {
+        root.to_string()
+    } else if root.ends_with('/') {
+        format!("{root}{path}")
+    } else {
+        format!("{root}/{path}")
+    }
+}

@@ -1,0 +1,97 @@
+//! SFTP storage options, with the seed's names (`SSH Host`, `SSH Username`, …) as env options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Profile, Secret};
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct SftpConfig {
+    pub storage: String,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Option<Secret>,
+    /// PEM-Encoded Private Key, pasted inline.
+    pub private_key: Option<Secret>,
+    pub private_key_file: Option<PathBuf>,
+    pub private_key_passphrase: Option<Secret>,
+    pub host_key: HostKeyPolicy,
+    pub connect_timeout: Duration,
+}
+
+/// How the server's host key is verified. There is no silent trust-on-first-use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// The key must match an entry for host:port in this OpenSSH known_hosts file.
+    KnownHosts(PathBuf),
+    /// The key's SHA256 fingerprint must be this one (`SHA256:…`, as `ssh-keygen -lf` prints).
+    Fingerprint(String),
+    /// Explicit opt-out (`SSH_SKIP_HOST_KEY_CHECK=true`): any key is accepted and a warning logged.
+    Skip,
+}
+
+pub const OPT_HOST: &str = "SSH_HOST";
+pub const OPT_PORT: &str = "SSH_PORT";
+pub const OPT_USERNAME: &str = "SSH_USERNAME";
+pub const OPT_PASSWORD: &str = "SSH_PASSWORD";
+pub const OPT_PRIVATE_KEY: &str = "SSH_PRIVATE_KEY";
+pub const OPT_PRIVATE_KEY_FILE: &str = "SSH_PRIVATE_KEY_FILE";
+pub const OPT_PRIVATE_KEY_PASSPHRASE: &str = "SSH_PRIVATE_KEY_PASSPHRASE";
+pub const OPT_KNOWN_HOSTS_FILE: &str = "SSH_KNOWN_HOSTS_FILE";
+pub const OPT_HOST_KEY_FINGERPRINT: &str = "SSH_HOST_KEY_FINGERPRINT";
+pub const OPT_SKIP_HOST_KEY_CHECK: &str = "SSH_SKIP_HOST_KEY_CHECK";
+pub const OPT_CONNECT_TIMEOUT: &str = "SSH_CONNECT_TIMEOUT";
+
+impl SftpConfig {
+    pub fn from_profile(p: &Profile<'_>) -> Result<Self> {
+        let host = p.require(OPT_HOST)?;
+        let port = p.parse::<u16>(OPT_PORT)?.unwrap_or(22);
+        let username = p.require(OPT_USERNAME)?;
+        let password = p.secret(OPT_PASSWORD);
+        let private_key = p.secret(OPT_PRIVATE_KEY);
+        let private_key_file = p.get(OPT_PRIVATE_KEY_FILE).map(PathBuf::from);
+        if password.is_none() && private_key.is_none() && private_key_file.is_none() {
+            return Err(p.invalid(
+                OPT_PASSWORD,
+                format!(
+                    "or a key is required: set {}, {} or {}",
+                    p.var_name(OPT_PASSWORD),
+                    p.var_name(OPT_PRIVATE_KEY),
+                    p.var_name(OPT_PRIVATE_KEY_FILE)
+                ),
+            ));
+        }
+        let host_key = if p.flag(OPT_SKIP_HOST_KEY_CHECK)? {
+            HostKeyPolicy::Skip
+        } else if let Some(fp) = p.get(OPT_HOST_KEY_FINGERPRINT) {
+            if !fp.starts_with("SHA256:") {
+                return Err(p.invalid(
+                    OPT_HOST_KEY_FINGERPRINT,
+                    "must be a SHA256 fingerprint such as `SHA256:AbC…` (ssh-keygen -lf KEY prints it)",
+                ));
+            }
+            HostKeyPolicy::Fingerprint(fp)
+        } else if let Some(file) = p.get(OPT_KNOWN_HOSTS_FILE) {
+            HostKeyPolicy::KnownHosts(PathBuf::from(file))
+        } else {
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+            HostKeyPolicy::KnownHosts(PathBuf::from(home).join(".ssh/known_hosts"))
+        };
+        let connect_timeout =
+            Duration::from_secs(p.parse::<u64>(OPT_CONNECT_TIMEOUT)?.unwrap_or(15).max(1));
+        Ok(SftpConfig {
+            storage: p.storage().to_string(),
+            host,
+            port,
+            username,
+            password,
+            private_key,
+            private_key_file,
+            private_key_passphrase: p.secret(OPT_PRIVATE_KEY_PASSPHRASE),
+            host_key,
+            connect_timeout,
+        })
+    }
+}

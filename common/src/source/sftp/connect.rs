@@ -1,0 +1,271 @@
+//! Opening an SFTP session: TCP, SSH handshake with host-key verification, authentication,
+//! the `sftp` subsystem. Each step maps its failure to the seed's error class.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh_sftp::client::SftpSession;
+use tokio::net::TcpStream;
+
+use super::config::{HostKeyPolicy, SftpConfig};
+use crate::error::{Error, Result};
+
+/// The russh client's settings. A large window keeps the pipe full on high-latency links; the
+/// bytes actually in flight are bounded by the SFTP read-ahead, not by the window.
+fn client_config() -> client::Config {
+    client::Config {
+        window_size: 16 * 1024 * 1024,
+        nodelay: true,
+        channel_buffer_size: 1024,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        inactivity_timeout: Some(Duration::from_secs(300)),
+        ..Default::default()
+    }
+}
+
+/// Checks the server's key and remembers why it refused one, so the caller can say so.
+struct HostKeyCheck {
+    policy: HostKeyPolicy,
+    host: String,
+    port: u16,
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl HostKeyCheck {
+    fn verdict(&self, key: &PublicKey) -> Result<(), String> {
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        match &self.policy {
+            HostKeyPolicy::Skip => {
+                tracing::warn!(
+                    host = %self.host,
+                    %fingerprint,
+                    "host key not verified (SSH_SKIP_HOST_KEY_CHECK is set)"
+                );
+                Ok(())
+            }
+            HostKeyPolicy::Fingerprint(expected) => {
+                if expected.trim_end_matches('=') == fingerprint.trim_end_matches('=') {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the server {}:{} offered a host key with fingerprint {fingerprint}, but SSH_HOST_KEY_FINGERPRINT expects {expected}. If the server's key was changed on purpose, update the fingerprint; otherwise someone may be intercepting the connection",
+                        self.host, self.port
+                    ))
+                }
+            }
+            HostKeyPolicy::KnownHosts(path) => {
+                if !path.exists() {
+                    return Err(format!(
+                        "no known_hosts file at {} to verify {}:{} (offered key {fingerprint}). Connect once with ssh from this host to accept the key, or set SSH_HOST_KEY_FINGERPRINT={fingerprint} after checking it with the server's administrator",
+                        path.display(), self.host, self.port
+                    ));
+                }
+                match russh::keys::check_known_hosts_path(&self.host, self.port, key, path) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!(
+                        "{}:{} is not in {} (offered key {fingerprint}). Connect once with ssh from this host to accept the key, or set SSH_HOST_KEY_FINGERPRINT",
+                        self.host, self.port, path.display()
+                    )),
+                    Err(russh::keys::Error::KeyChanged { line }) => Err(format!(
+                        "the host key of {}:{} does not match line {line} of {} (offered key {fingerprint}). If the server's key was changed on purpose, remove the old entry; otherwise someone may be intercepting the connection",
+                        self.host, self.port, path.display()
+                    )),
+                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+        }
+    }
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        match self.verdict(&key) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                if let Ok(mut slot) = self.refusal.lock() {
+                    *slot = Some(why);
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// A live SSH connection with an SFTP session on it.
+pub struct Connection {
+    pub sftp: SftpSession,
+    // Kept so the connection lives as long as the session.
+    _ssh: Handle<HostKeyCheck>,
+}
+
+pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
+    let addr = (cfg.host.as_str(), cfg.port);
+    let timeout_err = || Error::SftpTimeout {
+        host: cfg.host.clone(),
+        port: cfg.port,
+        seconds: cfg.connect_timeout.as_secs(),
+    };
+    let tcp = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(timeout_err()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(Error::SftpConnectionRefused {
+                host: cfg.host.clone(),
+                port: cfg.port,
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(Error::SftpConnect {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                detail: e.to_string(),
+            })
+        }
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = HostKeyCheck {
+        policy: cfg.host_key.clone(),
+        host: cfg.host.clone(),
+        port: cfg.port,
+        refusal: refusal.clone(),
+    };
+    let handshake = client::connect_stream(Arc::new(client_config()), tcp, handler);
+    let mut ssh = match tokio::time::timeout(cfg.connect_timeout, handshake).await {
+        Err(_) => return Err(timeout_err()),
+        Ok(Ok(handle)) => handle,
+        Ok(Err(e)) => {
+            if let Some(why) = refusal.lock().ok().and_then(|mut r| r.take()) {
+                return Err(Error::SftpHostKey(why));
+            }
+            return Err(Error::SftpConnect {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                detail: format!("SSH handshake failed: {e}"),
+            });
+        }
+    };
+
+    authenticate(&mut ssh, cfg).await?;
+
+    let channel = ssh
+        .channel_open_session()
+        .await
+        .map_err(|e| sftp_setup_error(cfg, e))?;
+    channel
+        .request_subsystem(true, "sftp")
+        .await
+        .map_err(|e| sftp_setup_error(cfg, e))?;
+    let sftp_cfg = russh_sftp::client::Config {
+        request_timeout_secs: 60,
+        ..Default::default()
+    };
+    let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_cfg)
+        .await
+        .map_err(|e| Error::SftpConnect {
+            host: cfg.host.clone(),
+            port: cfg.port,
+            detail: format!("the server has no SFTP subsystem: {e}"),
+        })?;
+    Ok(Connection { sftp, _ssh: ssh })
+}
+
+fn sftp_setup_error(cfg: &SftpConfig, e: russh::Error) -> Error {
+    Error::SftpConnect {
+        host: cfg.host.clone(),
+        port: cfg.port,
+        detail: format!("cannot open an SFTP channel: {e}"),
+    }
+}
+
+/// Try each configured method in a fixed order: key, then password.
+async fn authenticate(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Result<()> {
+    let mut tried = Vec::new();
+    if let Some(key) = load_key(cfg)? {
+        let method = if cfg.private_key.is_some() {
+            "the PEM-encoded private key (SSH_PRIVATE_KEY)"
+        } else {
+            "the private key file (SSH_PRIVATE_KEY_FILE)"
+        };
+        let hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
+        let res = ssh
+            .authenticate_publickey(
+                &cfg.username,
+                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+            )
+            .await
+            .map_err(|e| auth_transport_error(cfg, e))?;
+        if matches!(res, AuthResult::Success) {
+            return Ok(());
+        }
+        tried.push(method);
+    }
+    if let Some(password) = &cfg.password {
+        let res = ssh
+            .authenticate_password(&cfg.username, password.expose())
+            .await
+            .map_err(|e| auth_transport_error(cfg, e))?;
+        if matches!(res, AuthResult::Success) {
+            return Ok(());
+        }
+        tried.push("the password (SSH_PASSWORD)");
+    }
+    let hint = if tried.iter().any(|m| m.contains("key")) {
+        "Verify that the public key is in the user's authorized_keys and that the private key is the right one"
+    } else {
+        "Double-check the username and password"
+    };
+    Err(Error::SftpAuthFailed {
+        user: cfg.username.clone(),
+        method: tried.join(" and "),
+        hint: hint.to_string(),
+    })
+}
+
+fn auth_transport_error(cfg: &SftpConfig, e: russh::Error) -> Error {
+    Error::SftpConnect {
+        host: cfg.host.clone(),
+        port: cfg.port,
+        detail: format!("connection lost during authentication: {e}"),
+    }
+}
+
+fn load_key(cfg: &SftpConfig) -> Result<Option<PrivateKey>> {
+    let passphrase = cfg.private_key_passphrase.as_ref().map(|p| p.expose());
+    let loaded = if let Some(pem) = &cfg.private_key {
+        russh::keys::decode_secret_key(pem.expose(), passphrase)
+    } else if let Some(path) = &cfg.private_key_file {
+        if !path.exists() {
+            return Err(Error::SftpBadKey(format!(
+                "the private key file {} does not exist",
+                path.display()
+            )));
+        }
+        russh::keys::load_secret_key(path, passphrase)
+    } else {
+        return Ok(None);
+    };
+    loaded.map(Some).map_err(|e| {
+        Error::SftpBadKey(match e {
+            russh::keys::Error::KeyIsEncrypted => {
+                "the key is encrypted: set SSH_PRIVATE_KEY_PASSPHRASE".to_string()
+            }
+            other if passphrase.is_some() => {
+                format!("{other} (is SSH_PRIVATE_KEY_PASSPHRASE the right passphrase?)")
+            }
+            other => other.to_string(),
+        })
+    })
+}

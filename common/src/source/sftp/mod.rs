@@ -1,0 +1,212 @@
+//! The SFTP source (russh + russh-sftp): lists a tree and streams files in chunks.
+//!
+//! One SSH connection per job, opened on first use; reads keep several requests in flight
+//! (russh-sftp's `File` read-ahead), so a file is never read one small request at a time.
+
+pub mod config;
+mod connect;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::StatusCode;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, OnceCell};
+
+use super::{join, ListItem, Source, SourceFile, SourceReader};
+use crate::error::{Error, Result};
+pub use config::{HostKeyPolicy, SftpConfig};
+
+/// Items buffered between the walker and the transfer engine.
+const LIST_CHANNEL_DEPTH: usize = 256;
+
+pub struct SftpSource {
+    cfg: SftpConfig,
+    session: OnceCell<Arc<connect::Connection>>,
+}
+
+impl SftpSource {
+    pub fn new(cfg: SftpConfig) -> Self {
+        SftpSource {
+            cfg,
+            session: OnceCell::new(),
+        }
+    }
+
+    /// Connect now (Test Connection reports this step on its own).
+    pub async fn connect(&self) -> Result<()> {
+        self.sftp().await.map(|_| ())
+    }
+
+    async fn sftp(&self) -> Result<Arc<connect::Connection>> {
+        self.session
+            .get_or_try_init(|| async { connect::connect(&self.cfg).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+}
+
+/// Map an SFTP status to the seed's error classes.
+fn map_sftp_error(path: &str, e: SftpError) -> Error {
+    match &e {
+        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => Error::SftpNotFound {
+            path: path.to_string(),
+        },
+        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => {
+            Error::SftpPermissionDenied {
+                path: path.to_string(),
+            }
+        }
+        _ => Error::Sftp {
+            path: path.to_string(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn session_of(conn: &Arc<connect::Connection>) -> &SftpSession {
+    &conn.sftp
+}
+
+#[async_trait]
+impl Source for SftpSource {
+    fn describe(&self) -> String {
+        format!(
+            "sftp://{}@{}:{}",
+            self.cfg.username, self.cfg.host, self.cfg.port
+        )
+    }
+
+    async fn check_root(&self, root: &str) -> Result<()> {
+        let conn = self.sftp().await?;
+        let meta = session_of(&conn)
+            .metadata(root)
+            .await
+            .map_err(|e| map_sftp_error(root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::Sftp {
+                path: root.to_string(),
+                detail: "is not a directory".into(),
+            });
+        }
+        // Listing proves read permission on the directory itself.
+        session_of(&conn)
+            .read_dir(root)
+            .await
+            .map_err(|e| map_sftp_error(root, e))?;
+        Ok(())
+    }
+
+    async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {
+        let conn = self.sftp().await?;
+        // The root must be readable: a wrong path fails the job instead of "0 files copied".
+        let first = session_of(&conn)
+            .read_dir(root)
+            .await
+            .map_err(|e| map_sftp_error(root, e))?;
+        let (tx, rx) = mpsc::channel(LIST_CHANNEL_DEPTH);
+        let root = root.to_string();
+        tokio::spawn(async move {
+            let mut pending: Vec<String> = Vec::new();
+            let mut batch = Some(first);
+            let mut current = String::new();
+            loop {
+                let entries = match batch.take() {
+                    Some(entries) => entries,
+                    None => {
+                        let Some(dir) = pending.pop() else { break };
+                        let full = join(&root, &dir);
+                        match session_of(&conn).read_dir(&full).await {
+                            Ok(entries) => {
+                                current = dir;
+                                entries
+                            }
+                            Err(e) => {
+                                let err = map_sftp_error(&full, e);
+                                if tx.send(ListItem::Error(dir, err)).await.is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                };
+                for entry in entries {
+                    let name = entry.file_name();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
+                    let rel = if current.is_empty() {
+                        name
+                    } else {
+                        format!("{current}/{name}")
+                    };
+                    let meta = entry.metadata();
+                    let item = if meta.is_symlink() {
+                        ListItem::Symlink(rel)
+                    } else if meta.is_dir() {
+                        pending.push(rel);
+                        continue;
+                    } else if meta.is_regular() {
+                        ListItem::File(SourceFile {
+                            path: rel,
+                            size: meta.size.unwrap_or(0),
+                            mtime: i64::from(meta.mtime.unwrap_or(0)),
+                        })
+                    } else {
+                        // Sockets, FIFOs, devices: nothing to back up.
+                        continue;
+                    };
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>> {
+        let conn = self.sftp().await?;
+        let full = join(root, path);
+        let file = session_of(&conn)
+            .open(full.as_str())
+            .await
+            .map_err(|e| map_sftp_error(&full, e))?;
+        Ok(Box::new(SftpReader {
+            file,
+            path: full,
+            _conn: conn,
+        }))
+    }
+}
+
+struct SftpReader {
+    file: russh_sftp::client::fs::File,
+    path: String,
+    _conn: Arc<connect::Connection>,
+}
+
+#[async_trait]
+impl SourceReader for SftpReader {
+    async fn read_chunk(&mut self, len: usize) -> Result<Bytes> {
+        let mut buf = BytesMut::with_capacity(len);
+        while buf.len() < len {
+            let n = (&mut self.file)
+                .take((len - buf.len()) as u64)
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| Error::Sftp {
+                    path: self.path.clone(),
+                    detail: format!("read failed: {e}"),
+                })?;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(buf.freeze())
+    }
+}

@@ -1,0 +1,335 @@
+//! The transfer engine: moves files from a [`Source`] to a [`Destination`] in chunks, inside one
+//! memory budget. It knows neither SFTP nor Azure, only the two traits.
+//!
+//! Memory: the job owns `upload_concurrency` chunk slots. A chunk is read only after it got a
+//! slot and gives it back when the destination acknowledged it, so at most
+//! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
+
+pub mod filter;
+pub mod progress;
+
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::dest::{Destination, FileMeta, RemoteFile};
+use crate::error::{Error, Result};
+use crate::message::{CompareMode, TransferOptions};
+use crate::result::{FileError, JobResult};
+use crate::source::{ListItem, Source, SourceFile, SourceReader};
+pub use filter::Filter;
+pub use progress::Progress;
+
+/// Files read at the same time. Each open SFTP file keeps its own read-ahead, so this bounds
+/// that memory too; chunk slots bound the rest.
+pub const FILES_IN_FLIGHT: usize = 4;
+
+/// How many times a file is tried when its error is retryable (network, 5xx, changed source).
+const FILE_ATTEMPTS: usize = 2;
+
+enum Outcome {
+    Copied(u64),
+    Unchanged(u64),
+}
+
+/// Copy every file under `root` that passes `filter` and differs from what the destination
+/// holds. Per-file problems go into `result`; an `Err` means the job itself could not run.
+pub async fn copy_tree(
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    root: &str,
+    filter: &Filter,
+    options: &TransferOptions,
+    progress: Arc<Progress>,
+    result: &mut JobResult,
+) -> Result<()> {
+    let existing = dest.list().await?;
+    let mut items = source.list(root).await?;
+    let copier = Arc::new(FileCopier {
+        source,
+        dest,
+        root: root.to_string(),
+        chunk_size: options.chunk_size.bytes() as usize,
+        max_stream_size: options.max_stream_size.bytes(),
+        budget: Arc::new(Semaphore::new(options.upload_concurrency as usize)),
+        progress: progress.clone(),
+    });
+    let file_slots = Arc::new(Semaphore::new(FILES_IN_FLIGHT));
+    let mut tasks: JoinSet<(SourceFile, Result<Outcome>)> = JoinSet::new();
+
+    while let Some(item) = items.recv().await {
+        let file = match item {
+            ListItem::File(f) => f,
+            ListItem::Symlink(path) => {
+                tracing::info!(%path, "symbolic link not followed");
+                result.files.symlinks_skipped += 1;
+                continue;
+            }
+            ListItem::Error(path, e) => {
+                tracing::warn!(%path, code = e.code(), error = %e, "cannot list");
+                result.files.failed += 1;
+                result.errors.push(FileError::new(Some(path), &e));
+                continue;
+            }
+        };
+        if !filter.matches(&file.path) {
+            result.files.excluded += 1;
+            continue;
+        }
+        result.files.found += 1;
+        let remote = existing.get(&file.path).cloned();
+        if options.compare == CompareMode::SizeMtime && unchanged_by_size_mtime(&file, &remote) {
+            result.files.skipped += 1;
+            result.bytes.skipped += file.size;
+            continue;
+        }
+        progress.file_queued(file.size);
+        let slot = file_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let copier = copier.clone();
+        let compare = options.compare;
+        tasks.spawn(async move {
+            let _slot = slot;
+            let outcome = copier
+                .copy_with_retry(&file, remote.as_ref(), compare)
+                .await;
+            (file, outcome)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            record(done, result, &progress);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        record(done, result, &progress);
+    }
+    Ok(())
+}
+
+fn unchanged_by_size_mtime(file: &SourceFile, remote: &Option<RemoteFile>) -> bool {
+    matches!(remote, Some(r) if r.size == file.size && r.source_mtime == Some(file.mtime))
+}
+
+fn record(
+    done: std::result::Result<(SourceFile, Result<Outcome>), tokio::task::JoinError>,
+    result: &mut JobResult,
+    progress: &Progress,
+) {
+    progress.file_finished();
+    match done {
+        Ok((_, Ok(Outcome::Copied(n)))) => {
+            result.files.copied += 1;
+            result.bytes.copied += n;
+        }
+        Ok((_, Ok(Outcome::Unchanged(n)))) => {
+            result.files.skipped += 1;
+            result.bytes.skipped += n;
+        }
+        Ok((file, Err(e))) => {
+            tracing::warn!(path = %file.path, code = e.code(), error = %e, "file failed");
+            result.files.failed += 1;
+            result.errors.push(FileError::new(Some(file.path), &e));
+        }
+        Err(join) => {
+            result.files.failed += 1;
+            result.errors.push(FileError::new(
+                None,
+                &Error::Internal(format!("copy task failed: {join}")),
+            ));
+        }
+    }
+}
+
+struct FileCopier {
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    root: String,
+    chunk_size: usize,
+    max_stream_size: u64,
+    /// One permit = one chunk of `chunk_size` bytes in memory.
+    budget: Arc<Semaphore>,
+    progress: Arc<Progress>,
+}
+
+impl FileCopier {
+    async fn copy_with_retry(
+        &self,
+        file: &SourceFile,
+        remote: Option<&RemoteFile>,
+        compare: CompareMode,
+    ) -> Result<Outcome> {
+        let mut attempt = 1;
+        loop {
+            match self.copy(file, remote, compare).await {
+                Err(e) if e.is_retryable() && attempt < FILE_ATTEMPTS => {
+                    tracing::info!(path = %file.path, code = e.code(), attempt, "retrying file");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn copy(
+        &self,
+        file: &SourceFile,
+        remote: Option<&RemoteFile>,
+        compare: CompareMode,
+    ) -> Result<Outcome> {
+        if file.size > self.max_stream_size {
+            return Err(Error::TooLarge {
+                path: file.path.clone(),
+                limit: self.max_stream_size,
+            });
+        }
+        if compare == CompareMode::Hash {
+            if let Some(stored) = remote.filter(|r| r.size == file.size).and_then(|r| r.md5) {
+                if self.hash_source(file).await? == stored {
+                    return Ok(Outcome::Unchanged(file.size));
+                }
+            }
+        }
+        let mut reader = self.source.open(&self.root, &file.path).await?;
+        if file.size <= self.chunk_size as u64 {
+            self.copy_small(file, reader.as_mut()).await
+        } else {
+            self.copy_chunked(file, reader.as_mut()).await
+        }
+    }
+
+    async fn take_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.budget
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// A file that fits in one chunk: one read, one request.
+    async fn copy_small(
+        &self,
+        file: &SourceFile,
+        reader: &mut dyn SourceReader,
+    ) -> Result<Outcome> {
+        let _slot = self.take_slot().await?;
+        let data = reader.read_chunk(file.size as usize).await?;
+        self.expect_end(file, reader, data.len() as u64).await?;
+        let meta = FileMeta {
+            size: file.size,
+            mtime: file.mtime,
+            md5: Md5::digest(&data).into(),
+        };
+        self.dest.put_small(&file.path, data, &meta).await?;
+        self.progress.bytes_acknowledged(file.size);
+        Ok(Outcome::Copied(file.size))
+    }
+
+    /// A file of several chunks: chunks go up concurrently, the file appears at commit.
+    async fn copy_chunked(
+        &self,
+        file: &SourceFile,
+        reader: &mut dyn SourceReader,
+    ) -> Result<Outcome> {
+        let upload = self.dest.start_upload(&file.path).await?;
+        let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
+        let mut whole = Md5::new();
+        let mut index: u64 = 0;
+        let mut read: u64 = 0;
+        let outcome: Result<()> = async {
+            while read < file.size {
+                let slot = self.take_slot().await?;
+                let want = (file.size - read).min(self.chunk_size as u64) as usize;
+                let chunk = reader.read_chunk(want).await?;
+                if chunk.len() < want {
+                    return Err(self.changed(file, read + chunk.len() as u64));
+                }
+                read += chunk.len() as u64;
+                whole.update(&chunk);
+                let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
+                let (upload, progress, len, i) = (
+                    upload.clone(),
+                    self.progress.clone(),
+                    chunk.len() as u64,
+                    index,
+                );
+                in_flight.spawn(async move {
+                    let r = upload.put_chunk(i, chunk, chunk_md5).await;
+                    drop(slot);
+                    if r.is_ok() {
+                        progress.bytes_acknowledged(len);
+                    }
+                    r
+                });
+                index += 1;
+                // Fail fast: stop reading as soon as one chunk failed.
+                while let Some(done) = in_flight.try_join_next() {
+                    done.map_err(|e| Error::Internal(e.to_string()))??;
+                }
+            }
+            while let Some(done) = in_flight.join_next().await {
+                done.map_err(|e| Error::Internal(e.to_string()))??;
+            }
+            self.expect_end(file, reader, read).await?;
+            let meta = FileMeta {
+                size: file.size,
+                mtime: file.mtime,
+                md5: whole.clone().finalize().into(),
+            };
+            upload.commit(index, &meta).await
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(Outcome::Copied(file.size)),
+            Err(e) => {
+                in_flight.abort_all();
+                upload.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// After reading the listed size, the file must be at its end: a file that grew while it
+    /// was copied is not committed (it will be copied whole next run).
+    async fn expect_end(
+        &self,
+        file: &SourceFile,
+        reader: &mut dyn SourceReader,
+        read: u64,
+    ) -> Result<()> {
+        if read != file.size {
+            return Err(self.changed(file, read));
+        }
+        let more = reader.read_chunk(1).await?;
+        if !more.is_empty() {
+            return Err(self.changed(file, read + more.len() as u64));
+        }
+        Ok(())
+    }
+
+    fn changed(&self, file: &SourceFile, actual: u64) -> Error {
+        Error::SourceChanged {
+            path: file.path.clone(),
+            expected: file.size,
+            actual,
+        }
+    }
+
+    /// MD5 of the source file, read chunk by chunk inside the budget.
+    async fn hash_source(&self, file: &SourceFile) -> Result<[u8; 16]> {
+        let mut reader = self.source.open(&self.root, &file.path).await?;
+        let mut md5 = Md5::new();
+        loop {
+            let _slot = self.take_slot().await?;
+            let chunk = reader.read_chunk(self.chunk_size).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            md5.update(&chunk);
+        }
+        Ok(md5.finalize().into())
+    }
+}

@@ -1,0 +1,102 @@
+//! Local runner: run one job message on this machine.
+//!
+//!   backup-worker run <message.json>     (or `-`/nothing for stdin)
+//!   backup-worker schema                 print the job message JSON Schema
+//!
+//! The job result goes to stdout as JSON; logs go to stderr (JSON unless stderr is a terminal).
+//! Exit code: 0 succeeded, 1 failed, 2 partially failed, 3 no files found, 64 usage error.
+
+use std::io::{IsTerminal, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backup_common::config::Profiles;
+use backup_common::job;
+use backup_common::transfer::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+
+const USAGE: &str = "usage: backup-worker run [MESSAGE.json | -]\n       backup-worker schema";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("run") => {
+            let text = read_message(args.get(1).map(String::as_str))?;
+            let code = tokio::runtime::Runtime::new()?.block_on(run(&text))?;
+            std::process::exit(code);
+        }
+        Some("schema") => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&backup_common::message::JobMessage::json_schema())?
+            );
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(64);
+        }
+    }
+}
+
+fn read_message(arg: Option<&str>) -> anyhow::Result<String> {
+    let mut text = String::new();
+    match arg {
+        None | Some("-") => {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the message from stdin")?;
+        }
+        Some(path) => {
+            text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        }
+    }
+    Ok(text)
+}
+
+async fn run(text: &str) -> anyhow::Result<i32> {
+    init_logging();
+    let profiles = Profiles::from_env()?;
+    let progress = Progress::new();
+    let bar = std::io::stderr()
+        .is_terminal()
+        .then(|| show_progress(progress.clone()));
+    let result = job::run_text(text, &profiles, progress).await;
+    if let Some(bar) = bar {
+        bar.abort();
+    }
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(result.status.exit_code())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.compact().init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+/// A progress bar on the terminal, fed from the engine's counters.
+fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        loop {
+            let s = progress.snapshot();
+            bar.set_length(s.bytes_total);
+            bar.set_position(s.bytes_done);
+            bar.set_message(format!("{}/{} files", s.files_done, s.files_total));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}

@@ -1,0 +1,204 @@
+//! Azurite (Blob service only, in memory) on a free port, and a small client for tests to set
+//! up containers and read back what the worker wrote.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::http::{ClientOptions, Url};
+use azure_storage_blob::models::{
+    BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions, ListBlobsIncludeItem,
+};
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+};
+use backup_common::config::Secret;
+use backup_common::dest::blob::config::AZURITE_KEY;
+use backup_common::dest::blob::signing::SigningPolicy;
+use backup_common::dest::blob::{BlobAuth, BlobConfig};
+use futures::TryStreamExt;
+
+use crate::{free_port, repo_root, wait_for_port};
+
+pub const ACCOUNT: &str = "devstoreaccount1";
+
+pub struct Azurite {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let bin = repo_root().join(".tools/node_modules/.bin/azurite-blob");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `./dev install`",
+            bin.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("azurite-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args([
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        wait_for_port(port, "azurite", Duration::from_secs(30));
+        Azurite {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    pub fn config(&self) -> BlobConfig {
+        BlobConfig {
+            storage: "test".into(),
+            account: ACCOUNT.into(),
+            endpoint: Url::parse(&format!("{}/", self.endpoint())).expect("url"),
+            auth: BlobAuth::SharedKey {
+                key: Secret::new(AZURITE_KEY),
+            },
+            container: None,
+            max_connections: None,
+        }
+    }
+
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            per_try_policies: vec![Arc::new(SigningPolicy::new(&self.config()))],
+            ..Default::default()
+        }
+    }
+
+    pub fn container(&self, name: &str) -> BlobContainerClient {
+        let url = Url::parse(&format!("{}/{name}", self.endpoint())).expect("url");
+        BlobContainerClient::new(
+            url,
+            None,
+            Some(BlobContainerClientOptions {
+                client_options: self.options(),
+                ..Default::default()
+            }),
+        )
+        .expect("container client")
+    }
+
+    pub async fn create_container(&self, name: &str) {
+        self.container(name)
+            .create(None)
+            .await
+            .expect("create container");
+    }
+
+    fn blob(&self, container: &str, name: &str) -> BlobClient {
+        let mut url = Url::parse(&format!("{}/{container}", self.endpoint())).expect("url");
+        url.path_segments_mut()
+            .expect("base")
+            .extend(name.split('/'));
+        BlobClient::new(
+            url,
+            None,
+            Some(BlobClientOptions {
+                client_options: self.options(),
+                ..Default::default()
+            }),
+        )
+        .expect("blob client")
+    }
+
+    /// Every committed blob name in the container.
+    pub async fn list(&self, container: &str) -> Vec<String> {
+        let options = BlobContainerClientListBlobsOptions {
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            ..Default::default()
+        };
+        let mut pager = self
+            .container(container)
+            .list_blobs(Some(options))
+            .expect("list");
+        let mut names = Vec::new();
+        while let Some(item) = pager.try_next().await.expect("list page") {
+            names.extend(item.name);
+        }
+        names.sort();
+        names
+    }
+
+    pub async fn read(&self, container: &str, name: &str) -> Vec<u8> {
+        let response = self
+            .blob(container, name)
+            .download(None)
+            .await
+            .unwrap_or_else(|e| panic!("download {name}: {e}"));
+        let body = response.body.collect().await.expect("body");
+        body.to_vec()
+    }
+
+    /// (Content-MD5, metadata) of a blob.
+    pub async fn properties(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> (Option<Vec<u8>>, HashMap<String, String>) {
+        let props = self
+            .blob(container, name)
+            .get_properties(None)
+            .await
+            .expect("properties");
+        (
+            props.content_md5().ok().flatten(),
+            props.metadata().unwrap_or_default(),
+        )
+    }
+
+    /// A service SAS URL for the container with `permissions` (`racwdl` subset), valid from
+    /// now for `valid_for_secs` (negative: already expired).
+    pub fn container_sas_url(
+        &self,
+        container: &str,
+        permissions: &str,
+        valid_for_secs: i64,
+    ) -> String {
+        use reqsign_azure_storage::{ServiceSasResource, ServiceSharedAccessSignature};
+        let now = reqsign_core::time::Timestamp::now().as_second();
+        let sas = ServiceSharedAccessSignature::new(
+            ACCOUNT.into(),
+            AZURITE_KEY.into(),
+            ServiceSasResource::from_path_percent_decoded(&format!("/{container}"))
+                .expect("resource"),
+            permissions.into(),
+            reqsign_core::time::Timestamp::from_second(now + valid_for_secs).expect("time"),
+        )
+        .with_start(reqsign_core::time::Timestamp::from_second(now - 600).expect("time"));
+        let pairs = sas.token().expect("sas token");
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}/{container}?{query}", self.endpoint())
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

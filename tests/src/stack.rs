@@ -1,0 +1,113 @@
+//! The local stack a job runs against: sshd as the source, Azurite as the destination, and the
+//! storage profiles (`office_nas`, `archive`) that point at them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use backup_common::config::Profiles;
+use backup_common::dest::blob::config::AZURITE_KEY;
+use backup_common::result::JobResult;
+use backup_common::transfer::Progress;
+
+use crate::azurite::{Azurite, ACCOUNT};
+use crate::sshd::{Sshd, TEST_USER};
+
+pub const SOURCE: &str = "office_nas";
+pub const DEST: &str = "archive";
+
+pub struct Stack {
+    pub sshd: Sshd,
+    pub azurite: Azurite,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Stack {
+            sshd: Sshd::start(),
+            azurite: Azurite::start(),
+        }
+    }
+
+    /// Environment variables for both storages, key auth and a pinned known_hosts.
+    pub fn vars(&self) -> HashMap<String, String> {
+        let mut v = HashMap::new();
+        let mut set = |k: &str, val: String| {
+            v.insert(k.to_string(), val);
+        };
+        set("BACKUP_STORAGE_OFFICE_NAS_TYPE", "sftp".into());
+        set("BACKUP_STORAGE_OFFICE_NAS_SSH_HOST", "127.0.0.1".into());
+        set(
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT",
+            self.sshd.port.to_string(),
+        );
+        set("BACKUP_STORAGE_OFFICE_NAS_SSH_USERNAME", TEST_USER.into());
+        set(
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_PRIVATE_KEY_FILE",
+            self.sshd.client_key().display().to_string(),
+        );
+        set(
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE",
+            self.sshd.known_hosts().display().to_string(),
+        );
+        set("BACKUP_STORAGE_ARCHIVE_TYPE", "azureblob".into());
+        set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_NAME", ACCOUNT.into());
+        set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY", AZURITE_KEY.into());
+        set("BACKUP_STORAGE_ARCHIVE_ENDPOINT", self.azurite.endpoint());
+        v
+    }
+
+    pub fn profiles(&self) -> Profiles {
+        Profiles::from_vars(self.vars())
+    }
+
+    /// A fresh directory under the served data root, readable by the login user.
+    pub fn source_dir(&self, name: &str) -> PathBuf {
+        let dir = self.sshd.data_dir().join(name);
+        fs::create_dir_all(&dir).expect("source dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        dir
+    }
+
+    /// Run a job message (JSON text) through the library, as every entry point does.
+    pub async fn run(&self, message: &str) -> JobResult {
+        self.run_with(message, &self.profiles()).await
+    }
+
+    pub async fn run_with(&self, message: &str, profiles: &Profiles) -> JobResult {
+        backup_common::job::run_text(message, profiles, Progress::new()).await
+    }
+}
+
+/// Write `content` at `root/rel`, creating directories readable by everyone.
+pub fn write_file(root: &Path, rel: &str, content: &[u8]) -> PathBuf {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("mkdir");
+        let mut dir = parent;
+        while dir != root {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+            dir = dir.parent().expect("inside root");
+        }
+    }
+    fs::write(&path, content).expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    path
+}
+
+/// Deterministic pseudo-random bytes (no two chunks alike, so misplaced blocks show).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
