@@ -151,11 +151,9 @@ impl Destination for BlobDestination {
     }
 
     async fn check(&self) -> Result<()> {
+        // List first: it proves the container exists and listing is allowed, and unlike Get
+        // Container Properties it works with a container-level SAS.
         let what = format!("container {}", self.container);
-        self.container_client
-            .get_properties(None)
-            .await
-            .map_err(|e| self.map_err(&what, e))?;
         let options = BlobContainerClientListBlobsOptions {
             maxresults: Some(1),
             prefix: (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix)),
@@ -166,10 +164,7 @@ impl Destination for BlobDestination {
             .list_blobs(Some(options))
             .map_err(|e| self.map_err(&what, e))?
             .into_pages();
-        pages
-            .try_next()
-            .await
-            .map_err(|e| self.map_err(&format!("list of {what}"), e))?;
+        pages.try_next().await.map_err(|e| self.map_err(&what, e))?;
         // Write permission: stage a block that is never committed, so nothing becomes visible.
         let probe = format!("{RESERVED_DIR}/connection-test");
         let client = self.block_client(&probe)?;
