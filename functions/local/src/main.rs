@@ -67,7 +67,19 @@ async fn run(text: &str) -> anyhow::Result<i32> {
         bar.abort();
     }
     println!("{}", serde_json::to_string_pretty(&result)?);
+    if let Some(peak) = peak_rss_bytes() {
+        // What an operator needs to size the function's memory.
+        tracing::info!(peak_rss_bytes = peak, "resources");
+    }
     Ok(result.status.exit_code())
+}
+
+/// This process's peak resident set size (Linux `VmHWM`), if the platform tells.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn init_logging() {
