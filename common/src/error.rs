@@ -72,11 +72,14 @@ pub enum Error {
     ContainerNotFound { account: String, container: String },
     #[error("Authentication Failed: Azure Storage rejected the credentials for account `{account}` ({detail}). Ensure the Storage Account Name and Key are correct; if using a SAS URL, verify it has not expired")]
     AzureAuthFailed { account: String, detail: String },
-    #[error("Forbidden (403): the credentials for account `{account}` lack a permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the Storage Blob Data Contributor role")]
+    #[error("Share Not Found: `{share}` does not exist in account `{account}`. Verify that the Share Name matches the file share exactly: share names are case-sensitive")]
+    ShareNotFound { account: String, share: String },
+    #[error("Forbidden (403): the credentials for account `{account}` lack a permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the appropriate RBAC role on the {kind}")]
     AzureForbidden {
         account: String,
         resource: String,
         detail: String,
+        kind: &'static str,
     },
     #[error("Azure Storage error on `{resource}`: HTTP {status} {code}")]
     AzureHttp {
@@ -96,8 +99,12 @@ pub enum Error {
     },
     #[error("`{path}` is larger than max_stream_size ({limit} bytes)")]
     TooLarge { path: String, limit: u64 },
-    #[error("`{path}` is a symbolic link; links are not followed (policy: skip_symlinks)")]
-    Symlink { path: String },
+    #[error("`{path}` cannot be stored in {service}: {reason}")]
+    InvalidName {
+        path: String,
+        service: &'static str,
+        reason: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -124,12 +131,13 @@ impl Error {
             Error::AzureUnreachable { .. } => "azure.unreachable",
             Error::ContainerNotFound { .. } => "azure.container_not_found",
             Error::AzureAuthFailed { .. } => "azure.auth_failed",
+            Error::ShareNotFound { .. } => "azure.share_not_found",
             Error::AzureForbidden { .. } => "azure.forbidden",
             Error::AzureHttp { .. } => "azure.http_error",
             Error::Azure { .. } => "azure.error",
             Error::SourceChanged { .. } => "transfer.source_changed",
             Error::TooLarge { .. } => "transfer.too_large",
-            Error::Symlink { .. } => "transfer.symlink_skipped",
+            Error::InvalidName { .. } => "dest.invalid_name",
             Error::Internal(_) => "internal",
         }
     }

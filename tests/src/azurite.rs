@@ -14,9 +14,9 @@ use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
 use backup_common::config::Secret;
-use backup_common::dest::blob::config::AZURITE_KEY;
-use backup_common::dest::blob::signing::SigningPolicy;
-use backup_common::dest::blob::{BlobAuth, BlobConfig};
+use backup_common::dest::azure::account::AZURITE_KEY;
+use backup_common::dest::azure::signing::SigningPolicy;
+use backup_common::dest::azure::{AccountConfig, AzureAuth};
 use futures::TryStreamExt;
 
 use crate::{free_port, repo_root, wait_for_port};
@@ -68,16 +68,15 @@ impl Azurite {
         format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
     }
 
-    pub fn config(&self) -> BlobConfig {
-        BlobConfig {
+    pub fn config(&self) -> AccountConfig {
+        AccountConfig {
             storage: "test".into(),
             account: ACCOUNT.into(),
             endpoint: Url::parse(&format!("{}/", self.endpoint())).expect("url"),
-            auth: BlobAuth::SharedKey {
+            auth: AzureAuth::SharedKey {
                 key: Secret::new(AZURITE_KEY),
             },
-            container: None,
-            max_connections: None,
+            sas_resource: None,
         }
     }
 

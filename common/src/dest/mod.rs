@@ -1,10 +1,12 @@
-//! Destinations: where files are written. Azure Blob today; Azure Files next.
+//! Destinations: where files are written. Azure Blob and Azure Files.
 //!
 //! The contract every destination keeps: **nothing is visible under a file's final name before
-//! `commit`** (Blob: uncommitted blocks, then Put Block List). A destination knows nothing about
-//! where the bytes come from.
+//! `commit`** (Blob: uncommitted blocks, then Put Block List; Files: a temporary name, then
+//! Rename File). A destination knows nothing about where the bytes come from.
 
+pub mod azure;
 pub mod blob;
+pub mod files;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,20 +42,42 @@ pub trait Destination: Send + Sync {
     /// listing is allowed, writing is allowed (without leaving anything visible).
     async fn check(&self) -> Result<()>;
 
+    /// The largest chunk one request may carry, if the service caps it.
+    fn max_chunk_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether `path` (relative to the prefix) can be stored under that name.
+    fn check_name(&self, _path: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Files under the job's prefix, keyed by path relative to the prefix.
     async fn list(&self) -> Result<HashMap<String, RemoteFile>>;
 
-    /// Write a file that fits in one chunk, in one request.
+    /// Remove what interrupted earlier runs left behind (temporaries); returns how many.
+    /// Called after `list`.
+    async fn clean_up_incomplete(&self) -> Result<usize> {
+        Ok(0)
+    }
+
+    /// The stored MD5 of `path` when `list` could not tell it.
+    async fn stored_md5(&self, _path: &str) -> Result<Option<[u8; 16]>> {
+        Ok(None)
+    }
+
+    /// Write a file that fits in one chunk, in as few requests as the service allows.
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()>;
 
-    /// Start a multi-chunk upload of `path`.
-    async fn start_upload(&self, path: &str) -> Result<Arc<dyn Upload>>;
+    /// Start a multi-chunk upload of `path`, whose final size is `size`.
+    async fn start_upload(&self, path: &str, size: u64) -> Result<Arc<dyn Upload>>;
 }
 
 /// A multi-chunk upload in progress. Chunks may be put concurrently and in any order.
 #[async_trait]
 pub trait Upload: Send + Sync {
-    async fn put_chunk(&self, index: u64, data: Bytes, md5: [u8; 16]) -> Result<()>;
+    /// Chunk `index` holds the file's bytes from `offset`.
+    async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()>;
     /// Make the file visible under its final name with chunks `0..chunks`.
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()>;
     /// Give up: nothing may become visible. Best effort.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Profiles;
 use crate::dest::blob::{BlobConfig, BlobDestination};
+use crate::dest::files::{FilesConfig, FilesDestination};
 use crate::dest::Destination;
 use crate::error::{Error, Result};
 use crate::message::{DestinationRef, SourceRef};
@@ -13,14 +14,15 @@ use crate::source::Source;
 
 pub const TYPE_SFTP: &str = "sftp";
 pub const TYPE_AZURE_BLOB: &str = "azureblob";
+pub const TYPE_AZURE_FILES: &str = "azurefiles";
 
 pub fn source(profiles: &Profiles, r: &SourceRef) -> Result<Arc<dyn Source>> {
     let p = profiles.profile(&r.storage)?;
     match p.kind().as_str() {
         TYPE_SFTP => Ok(Arc::new(SftpSource::new(SftpConfig::from_profile(&p)?))),
-        TYPE_AZURE_BLOB => Err(Error::WrongStorageKind {
+        TYPE_AZURE_BLOB | TYPE_AZURE_FILES => Err(Error::WrongStorageKind {
             storage: r.storage.clone(),
-            actual: "Azure Blob",
+            actual: "Azure",
             role: "a backup source",
         }),
         other => Err(unknown_type(&p, other)),
@@ -30,11 +32,32 @@ pub fn source(profiles: &Profiles, r: &SourceRef) -> Result<Arc<dyn Source>> {
 pub fn destination(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn Destination>> {
     let p = profiles.profile(&r.storage)?;
     match p.kind().as_str() {
-        TYPE_AZURE_BLOB => Ok(Arc::new(BlobDestination::new(
-            BlobConfig::from_profile(&p)?,
-            r.container.clone(),
-            &r.prefix,
-        )?)),
+        TYPE_AZURE_BLOB => {
+            if r.share.is_some() {
+                return Err(Error::invalid_field(
+                    "destination.share",
+                    format!("is for Azure Files, but `{}` is an Azure Blob storage: use `destination.container`", r.storage),
+                ));
+            }
+            Ok(Arc::new(BlobDestination::new(
+                BlobConfig::from_profile(&p)?,
+                r.container.clone(),
+                &r.prefix,
+            )?))
+        }
+        TYPE_AZURE_FILES => {
+            if r.container.is_some() {
+                return Err(Error::invalid_field(
+                    "destination.container",
+                    format!("is for Azure Blob, but `{}` is an Azure Files storage: use `destination.share`", r.storage),
+                ));
+            }
+            Ok(Arc::new(FilesDestination::new(
+                FilesConfig::from_profile(&p)?,
+                r.share.clone(),
+                &r.prefix,
+            )?))
+        }
         TYPE_SFTP => Err(Error::WrongStorageKind {
             storage: r.storage.clone(),
             actual: "SFTP",
@@ -47,6 +70,6 @@ pub fn destination(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn De
 fn unknown_type(p: &crate::config::Profile<'_>, other: &str) -> Error {
     p.invalid(
         "TYPE",
-        format!("`{other}` is not a storage type: use `{TYPE_SFTP}` or `{TYPE_AZURE_BLOB}`"),
+        format!("`{other}` is not a storage type: use `{TYPE_SFTP}`, `{TYPE_AZURE_BLOB}` or `{TYPE_AZURE_FILES}`"),
     )
 }

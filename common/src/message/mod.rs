@@ -68,9 +68,12 @@ pub struct SourceRef {
 pub struct DestinationRef {
     /// Storage profile name, resolved from the environment (e.g. `archive`).
     pub storage: String,
-    /// Blob container; defaults to the profile's `CONTAINER` option.
+    /// Blob container (Azure Blob); defaults to the profile's `CONTAINER` option.
     #[serde(default)]
     pub container: Option<String>,
+    /// File share (Azure Files); defaults to the profile's `SHARE_NAME` option.
+    #[serde(default)]
+    pub share: Option<String>,
     /// Path prefix inside the container where backed up data will be stored.
     #[serde(default)]
     pub prefix: String,
@@ -274,6 +277,15 @@ impl DestinationRef {
         if let Some(c) = &self.container {
             validate_container_name(c)?;
         }
+        if self.container.is_some() && self.share.is_some() {
+            return Err(Error::invalid_field(
+                "destination.share",
+                "and `destination.container` exclude each other: a share is for Azure Files, a container for Azure Blob",
+            ));
+        }
+        if let Some(s) = &self.share {
+            validate_share_name(s)?;
+        }
         if self.prefix.split('/').any(|seg| seg == "..") {
             return Err(Error::invalid_field(
                 "destination.prefix",
@@ -351,6 +363,16 @@ fn validate_storage_name(field: &str, name: &str) -> Result<()> {
             "must be a storage profile name of letters, digits, spaces, `-` or `_`",
         ))
     }
+}
+
+/// Azure's share naming rule: 3-63 lower-case letters, digits and single dashes, like containers.
+fn validate_share_name(name: &str) -> Result<()> {
+    validate_container_name(name).map_err(|_| {
+        Error::invalid_field(
+            "destination.share",
+            format!("`{name}` is not a valid share name: 3-63 lower-case letters, digits and single dashes"),
+        )
+    })
 }
 
 /// Azure's container naming rule: 3-63 lower-case letters, digits and single dashes.

@@ -46,6 +46,10 @@ pub async fn copy_tree(
     result: &mut JobResult,
 ) -> Result<()> {
     let existing = dest.list().await?;
+    let removed = dest.clean_up_incomplete().await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed temporaries of interrupted runs");
+    }
     let mut items = source.list(root).await?;
     let copier = Arc::new(FileCopier {
         source,
@@ -79,6 +83,12 @@ pub async fn copy_tree(
             continue;
         }
         result.files.found += 1;
+        if let Err(e) = copier.dest.check_name(&file.path) {
+            tracing::warn!(path = %file.path, code = e.code(), error = %e, "cannot store this name");
+            result.files.failed += 1;
+            result.errors.push(FileError::new(Some(file.path), &e));
+            continue;
+        }
         let remote = existing.get(&file.path).cloned();
         if options.compare == CompareMode::SizeMtime && unchanged_by_size_mtime(&file, &remote) {
             result.files.skipped += 1;
@@ -187,9 +197,15 @@ impl FileCopier {
             });
         }
         if compare == CompareMode::Hash {
-            if let Some(stored) = remote.filter(|r| r.size == file.size).and_then(|r| r.md5) {
-                if self.hash_source(file).await? == stored {
-                    return Ok(Outcome::Unchanged(file.size));
+            if let Some(r) = remote.filter(|r| r.size == file.size) {
+                let stored = match r.md5 {
+                    Some(md5) => Some(md5),
+                    None => self.dest.stored_md5(&file.path).await?,
+                };
+                if let Some(stored) = stored {
+                    if self.hash_source(file).await? == stored {
+                        return Ok(Outcome::Unchanged(file.size));
+                    }
                 }
             }
         }
@@ -234,7 +250,7 @@ impl FileCopier {
         file: &SourceFile,
         reader: &mut dyn SourceReader,
     ) -> Result<Outcome> {
-        let upload = self.dest.start_upload(&file.path).await?;
+        let upload = self.dest.start_upload(&file.path, file.size).await?;
         let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
         let mut whole = Md5::new();
         let mut index: u64 = 0;
@@ -247,6 +263,7 @@ impl FileCopier {
                 if chunk.len() < want {
                     return Err(self.changed(file, read + chunk.len() as u64));
                 }
+                let offset = read;
                 read += chunk.len() as u64;
                 whole.update(&chunk);
                 let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
@@ -257,7 +274,7 @@ impl FileCopier {
                     index,
                 );
                 in_flight.spawn(async move {
-                    let r = upload.put_chunk(i, chunk, chunk_md5).await;
+                    let r = upload.put_chunk(i, offset, chunk, chunk_md5).await;
                     drop(slot);
                     if r.is_ok() {
                         progress.bytes_acknowledged(len);

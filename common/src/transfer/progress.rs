@@ -8,16 +8,21 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Progress {
     started: Instant,
+    log_every: Duration,
     bytes_done: AtomicU64,
     bytes_total: AtomicU64,
     files_done: AtomicU64,
     files_total: AtomicU64,
 }
 
+/// How often a long transfer logs its progress unless told otherwise.
+pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 impl Default for Progress {
     fn default() -> Self {
         Progress {
             started: Instant::now(),
+            log_every: DEFAULT_LOG_INTERVAL,
             bytes_done: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
             files_done: AtomicU64::new(0),
@@ -49,6 +54,14 @@ impl Progress {
         Arc::new(Progress::default())
     }
 
+    /// Progress that logs every `every` while a backup runs.
+    pub fn with_log_interval(every: Duration) -> Arc<Self> {
+        Arc::new(Progress {
+            log_every: every.max(Duration::from_millis(100)),
+            ..Progress::default()
+        })
+    }
+
     pub fn file_queued(&self, size: u64) {
         self.files_total.fetch_add(1, Ordering::Relaxed);
         self.bytes_total.fetch_add(size, Ordering::Relaxed);
@@ -72,11 +85,11 @@ impl Progress {
         }
     }
 
-    /// Log progress every `every` until the returned guard is dropped.
-    pub fn log_periodically(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Log progress at this progress's interval until the returned task is aborted.
+    pub fn log_periodically(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(me.log_every);
             tick.tick().await;
             loop {
                 tick.tick().await;

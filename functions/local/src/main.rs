@@ -4,6 +4,7 @@
 //!   backup-worker schema                 print the job message JSON Schema
 //!
 //! The job result goes to stdout as JSON; logs go to stderr (JSON unless stderr is a terminal).
+//! `BACKUP_PROGRESS_INTERVAL_SECS` sets how often progress is logged (default 10).
 //! Exit code: 0 succeeded, 1 failed, 2 partially failed, 3 no files found, 64 usage error.
 
 use std::io::{IsTerminal, Read};
@@ -58,7 +59,13 @@ fn read_message(arg: Option<&str>) -> anyhow::Result<String> {
 async fn run(text: &str) -> anyhow::Result<i32> {
     init_logging();
     let profiles = Profiles::from_env()?;
-    let progress = Progress::new();
+    let progress = match std::env::var("BACKUP_PROGRESS_INTERVAL_SECS") {
+        Ok(secs) => Progress::with_log_interval(Duration::from_secs_f64(
+            secs.parse()
+                .context("BACKUP_PROGRESS_INTERVAL_SECS must be a number of seconds")?,
+        )),
+        Err(_) => Progress::new(),
+    };
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| show_progress(progress.clone()));

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Run a backup through the real binary and return the peak RSS it reported.
-fn backup_peak_rss(stack: &Stack, path: &std::path::Path, options: &str) -> u64 {
+/// Run a backup through the real binary; return the peak RSS it reported and its log lines.
+fn backup_peak_rss(stack: &Stack, path: &std::path::Path, options: &str) -> (u64, Vec<Value>) {
     let message = format!(
         r#"{{"kind": "backup", "job_id": "mem", "source": {{"storage": "office_nas", "path": "{}"}},
             "destination": {{"storage": "archive", "container": "mem"}}, "options": {options}}}"#,
@@ -21,6 +21,7 @@ fn backup_peak_rss(stack: &Stack, path: &std::path::Path, options: &str) -> u64 
         .args(["run", "-"])
         .envs(stack.vars())
         .env("RUST_LOG", "info")
+        .env("BACKUP_PROGRESS_INTERVAL_SECS", "0.5")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -40,11 +41,15 @@ fn backup_peak_rss(stack: &Stack, path: &std::path::Path, options: &str) -> u64 
         String::from_utf8_lossy(&out.stdout)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
+    let lines: Vec<Value> = stderr
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let peak = lines
+        .iter()
         .find_map(|l| l["peak_rss_bytes"].as_u64())
-        .unwrap_or_else(|| panic!("no peak_rss_bytes in the runner's log: {stderr}"))
+        .unwrap_or_else(|| panic!("no peak_rss_bytes in the runner's log: {stderr}"));
+    (peak, lines)
 }
 
 /// Write a large file in slices so this test process stays small too.
@@ -69,8 +74,8 @@ async fn peak_memory_follows_the_budget_not_the_file_size() {
 
     let options = r#"{"chunk_size": "1MiB", "upload_concurrency": 4}"#;
     let budget = 4 * MIB;
-    let baseline = backup_peak_rss(&stack, &tiny, options);
-    let peak = backup_peak_rss(&stack, &big, options);
+    let (baseline, _) = backup_peak_rss(&stack, &tiny, options);
+    let (peak, log) = backup_peak_rss(&stack, &big, options);
     let mib = |b: u64| b as f64 / MIB as f64;
     println!(
         "memory: file {} MiB, budget {} MiB (1 MiB x 4): peak RSS {:.1} MiB, baseline (4-byte job) {:.1} MiB, growth {:.1} MiB",
@@ -91,4 +96,19 @@ async fn peak_memory_follows_the_budget_not_the_file_size() {
         mib(budget),
         mib(constant)
     );
+
+    // A long transfer logs its progress at intervals: bytes done grow, a rate is given.
+    let progress: Vec<u64> = log
+        .iter()
+        .filter(|l| l["message"] == "progress")
+        .map(|l| l["bytes_done"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "expected periodic progress lines, got {progress:?}"
+    );
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    assert!(log
+        .iter()
+        .any(|l| l["message"] == "progress" && l["bytes_per_sec"].as_u64() > Some(0)));
 }

@@ -5,8 +5,6 @@
 //! in one Put Blob. Each blob carries the source's MD5 (Content-MD5), size and mtime (metadata).
 
 pub mod config;
-mod error;
-pub mod signing;
 
 use std::collections::HashMap;
 use std::num::NonZero;
@@ -25,9 +23,11 @@ use azure_storage_blob::{
 use bytes::Bytes;
 use futures::TryStreamExt;
 
+use super::azure::error::{classify, Target};
+use super::azure::signing::SigningPolicy;
 use super::{Destination, FileMeta, RemoteFile, Upload};
-use crate::error::{Error, Result};
-pub use config::{BlobAuth, BlobConfig};
+use crate::error::{redact_url, Error, Result};
+pub use config::BlobConfig;
 
 /// Folder beside the data for the worker's own markers; never listed as backed-up data.
 pub const RESERVED_DIR: &str = ".backup-worker";
@@ -50,7 +50,7 @@ impl BlobDestination {
                 "destination.container",
                 format!(
                     "is required: name it in the message or set BACKUP_STORAGE_{}_CONTAINER",
-                    crate::config::normalize_name(&cfg.storage)
+                    crate::config::normalize_name(&cfg.account.storage)
                 ),
             )
         })?;
@@ -59,11 +59,11 @@ impl BlobDestination {
             automatic_decompression: false,
         })));
         let client_options = ClientOptions {
-            per_try_policies: vec![Arc::new(signing::SigningPolicy::new(&cfg))],
+            per_try_policies: vec![Arc::new(SigningPolicy::new(&cfg.account))],
             transport: Some(transport),
             ..Default::default()
         };
-        let mut container_url = cfg.endpoint.clone();
+        let mut container_url = cfg.account.endpoint.clone();
         push_segments(&mut container_url, [container.as_str()]);
         let container_client = BlobContainerClient::new(
             container_url,
@@ -97,7 +97,7 @@ impl BlobDestination {
 
     fn block_client(&self, rel: &str) -> Result<BlockBlobClient> {
         let name = self.blob_name(rel);
-        let mut url = self.cfg.endpoint.clone();
+        let mut url = self.cfg.account.endpoint.clone();
         push_segments(
             &mut url,
             std::iter::once(self.container.as_str()).chain(name.split('/')),
@@ -117,7 +117,37 @@ impl BlobDestination {
     }
 
     fn map_err(&self, resource: &str, e: azure_core::Error) -> Error {
-        error::map(&self.cfg.account, &self.container, resource, e)
+        map_sdk_error(&self.cfg.account.account, &self.container, resource, e)
+    }
+}
+
+/// Map an SDK error to the seed's classes (see [`classify`]).
+fn map_sdk_error(account: &str, container: &str, resource: &str, e: azure_core::Error) -> Error {
+    use azure_core::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => {
+            let target = Target {
+                account,
+                kind: "container",
+                name: container,
+                resource,
+            };
+            classify(
+                &target,
+                u16::from(*status),
+                error_code.as_deref().unwrap_or_default(),
+            )
+        }
+        ErrorKind::Connection | ErrorKind::Io => Error::AzureUnreachable {
+            endpoint: redact_url(resource),
+            detail: e.to_string(),
+        },
+        _ => Error::Azure {
+            resource: resource.to_string(),
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -146,7 +176,7 @@ impl Destination for BlobDestination {
     fn describe(&self) -> String {
         format!(
             "azureblob://{}/{}/{}",
-            self.cfg.account, self.container, self.prefix
+            self.cfg.account.account, self.container, self.prefix
         )
     }
 
@@ -231,11 +261,11 @@ impl Destination for BlobDestination {
         Ok(())
     }
 
-    async fn start_upload(&self, path: &str) -> Result<Arc<dyn Upload>> {
+    async fn start_upload(&self, path: &str, _size: u64) -> Result<Arc<dyn Upload>> {
         Ok(Arc::new(BlobUpload {
             client: self.block_client(path)?,
             name: self.blob_name(path),
-            account: self.cfg.account.clone(),
+            account: self.cfg.account.account.clone(),
             container: self.container.clone(),
         }))
     }
@@ -250,13 +280,13 @@ struct BlobUpload {
 
 impl BlobUpload {
     fn map_err(&self, e: azure_core::Error) -> Error {
-        error::map(&self.account, &self.container, &self.name, e)
+        map_sdk_error(&self.account, &self.container, &self.name, e)
     }
 }
 
 #[async_trait]
 impl Upload for BlobUpload {
-    async fn put_chunk(&self, index: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
+    async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
         let options = BlockBlobClientStageBlockOptions {
             transactional_content_md5: Some(md5.to_vec()),
             ..Default::default()

@@ -1,7 +1,6 @@
-//! The per-try pipeline policy that signs each Blob request with `reqsign-azure-storage`
-//! (SharedKey, or SAS by appending the token). The 1.x SDK only knows Entra ID tokens.
-//!
-//! It runs after the SDK set its headers and after retry, so every attempt is signed afresh.
+//! Signing with `reqsign-azure-storage` (SharedKey, or SAS by appending the token), for the Blob
+//! SDK's pipeline (a per-try policy: the 1.x SDK only knows Entra ID tokens) and for the Files
+//! client's plain requests alike. A policy runs after retry, so every attempt is signed afresh.
 
 use std::sync::Arc;
 
@@ -11,10 +10,23 @@ use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Request, Url};
 use reqsign_azure_storage::{Credential, RequestSigner, StaticCredentialProvider};
 
-use super::config::{BlobAuth, BlobConfig};
+use super::account::{AccountConfig, AzureAuth};
+
+pub type Signer = reqsign_core::Signer<Credential>;
+
+/// A signer for the account's credential.
+pub fn signer(cfg: &AccountConfig) -> Signer {
+    let provider = match &cfg.auth {
+        AzureAuth::SharedKey { key } => {
+            StaticCredentialProvider::new_shared_key(&cfg.account, key.expose())
+        }
+        AzureAuth::Sas { token } => StaticCredentialProvider::new_sas_token(token.expose()),
+    };
+    reqsign_core::Signer::new(reqsign_core::Context::new(), provider, RequestSigner::new())
+}
 
 pub struct SigningPolicy {
-    signer: reqsign_core::Signer<Credential>,
+    signer: Signer,
 }
 
 impl std::fmt::Debug for SigningPolicy {
@@ -24,16 +36,10 @@ impl std::fmt::Debug for SigningPolicy {
 }
 
 impl SigningPolicy {
-    pub fn new(cfg: &BlobConfig) -> Self {
-        let provider = match &cfg.auth {
-            BlobAuth::SharedKey { key } => {
-                StaticCredentialProvider::new_shared_key(&cfg.account, key.expose())
-            }
-            BlobAuth::Sas { token } => StaticCredentialProvider::new_sas_token(token.expose()),
-        };
-        let signer =
-            reqsign_core::Signer::new(reqsign_core::Context::new(), provider, RequestSigner::new());
-        SigningPolicy { signer }
+    pub fn new(cfg: &AccountConfig) -> Self {
+        SigningPolicy {
+            signer: signer(cfg),
+        }
     }
 }
 

@@ -1,0 +1,94 @@
+//! Map Azure Storage responses (status + `x-ms-error-code`) to the seed's error classes, for
+//! Blob containers and File shares alike. Table-tested below.
+
+use crate::error::Error;
+
+/// What a request was aimed at, for messages.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub account: &'a str,
+    /// `container` or `share`.
+    pub kind: &'static str,
+    pub name: &'a str,
+    /// What the call touched (`container backups`, a file path); never a signed URL.
+    pub resource: &'a str,
+}
+
+pub fn classify(t: &Target<'_>, status: u16, code: &str) -> Error {
+    match (status, code) {
+        (404, "ContainerNotFound") => Error::ContainerNotFound {
+            account: t.account.to_string(),
+            container: t.name.to_string(),
+        },
+        (404, "ShareNotFound") => Error::ShareNotFound {
+            account: t.account.to_string(),
+            share: t.name.to_string(),
+        },
+        // Azure says AuthenticationFailed for a bad key or an expired SAS; Azurite says
+        // AuthorizationFailure for a bad signature.
+        (403, "AuthenticationFailed") | (403, "AuthorizationFailure") | (401, _) => {
+            Error::AzureAuthFailed {
+                account: t.account.to_string(),
+                detail: code.to_string(),
+            }
+        }
+        (403, _) => Error::AzureForbidden {
+            account: t.account.to_string(),
+            resource: t.resource.to_string(),
+            detail: if code.is_empty() {
+                "403".into()
+            } else {
+                code.to_string()
+            },
+            kind: t.kind,
+        },
+        _ => Error::AzureHttp {
+            resource: t.resource.to_string(),
+            status,
+            code: code.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let t = Target {
+            account: "a",
+            kind: "container",
+            name: "c",
+            resource: "r",
+        };
+        let cases = [
+            (404, "ContainerNotFound", "azure.container_not_found"),
+            (404, "ShareNotFound", "azure.share_not_found"),
+            (403, "AuthenticationFailed", "azure.auth_failed"),
+            (403, "AuthorizationFailure", "azure.auth_failed"),
+            (403, "AuthorizationPermissionMismatch", "azure.forbidden"),
+            (403, "", "azure.forbidden"),
+            (404, "BlobNotFound", "azure.http_error"),
+            (503, "ServerBusy", "azure.http_error"),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(
+                classify(&t, status, code).code(),
+                expected,
+                "{status} {code}"
+            );
+        }
+        assert!(classify(&t, 503, "ServerBusy").is_retryable());
+        let share = Target {
+            kind: "share",
+            name: "Backups",
+            ..t
+        };
+        let msg = classify(&share, 404, "ShareNotFound").to_string();
+        assert!(
+            msg.contains("`Backups`") && msg.contains("case-sensitive"),
+            "{msg}"
+        );
+    }
+}

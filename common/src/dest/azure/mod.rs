@@ -1,0 +1,8 @@
+//! What the Azure destinations share: account resolution (key, SAS, connection string,
+//! endpoint), request signing with `reqsign-azure-storage`, and the seed's error classes.
+
+pub mod account;
+pub mod error;
+pub mod signing;
+
+pub use account::{AccountConfig, AzureAuth, Service};

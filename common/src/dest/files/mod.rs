@@ -1,0 +1,246 @@
+//! Azure Files destination, on our own REST client ([`client::FilesClient`]).
+//!
+//! Never a half-written file: each file is written under a temporary name in its target
+//! directory (`.bw-partial-…`), its ranges go up `upload_concurrency` at a time, its MD5 and
+//! mtime are set, and only then is it renamed over the final name. Temporaries left by a killed
+//! run are found by the next run's listing and removed.
+
+pub mod client;
+pub mod config;
+pub mod names;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{Destination, FileMeta, RemoteFile, Upload};
+use crate::error::{Error, Result};
+use client::{DirEntry, FilesClient, MAX_RANGE};
+pub use config::FilesConfig;
+
+/// Temporary files start with this; nothing else the worker writes does.
+pub const TEMP_PREFIX: &str = ".bw-partial-";
+/// Folder beside the data for the worker's own markers; never listed as backed-up data.
+pub const RESERVED_DIR: &str = ".backup-worker";
+
+pub struct FilesDestination {
+    client: Arc<FilesClient>,
+    /// Prefix inside the share, without leading or trailing `/`.
+    prefix: String,
+    /// Directories known to exist, so each is created once per job.
+    known_dirs: Mutex<HashSet<String>>,
+    /// Temporaries found by `list`, removed by `clean_up_incomplete`.
+    stale: Mutex<Vec<String>>,
+}
+
+impl FilesDestination {
+    pub fn new(cfg: FilesConfig, share: Option<String>, prefix: &str) -> Result<Self> {
+        let share = share.or_else(|| cfg.share.clone()).ok_or_else(|| {
+            Error::invalid_field(
+                "destination.share",
+                format!(
+                    "is required: name it in the message or set BACKUP_STORAGE_{}_SHARE_NAME",
+                    crate::config::normalize_name(&cfg.account.storage)
+                ),
+            )
+        })?;
+        Ok(FilesDestination {
+            client: Arc::new(FilesClient::new(&cfg, share)?),
+            prefix: prefix.trim_matches('/').to_string(),
+            known_dirs: Mutex::new(HashSet::new()),
+            stale: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Share-relative path of a path relative to the job's prefix.
+    fn full(&self, rel: &str) -> String {
+        join(&self.prefix, rel)
+    }
+
+    /// Create `dir` and its missing ancestors (each at most once per job).
+    async fn ensure_dir(&self, dir: &str) -> Result<()> {
+        let mut path = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            path = join(&path, part);
+            let known = self
+                .known_dirs
+                .lock()
+                .map(|d| d.contains(&path))
+                .unwrap_or(false);
+            if !known {
+                self.client.create_directory(&path).await?;
+                if let Ok(mut d) = self.known_dirs.lock() {
+                    d.insert(path.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh temporary path beside `full` (same directory, so the rename stays inside it).
+    async fn temporary_for(&self, full: &str) -> Result<String> {
+        let (dir, _) = full.rsplit_once('/').unwrap_or(("", full));
+        self.ensure_dir(dir).await?;
+        Ok(join(dir, &format!("{TEMP_PREFIX}{}", unique_suffix())))
+    }
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// Unique within this process and, with the time, across the instances of a job.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!(
+        "{nanos:016x}-{:x}-{:04x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[async_trait]
+impl Destination for FilesDestination {
+    fn describe(&self) -> String {
+        format!(
+            "azurefiles://{}/{}/{}",
+            self.client.account, self.client.share, self.prefix
+        )
+    }
+
+    fn max_chunk_size(&self) -> Option<u64> {
+        Some(MAX_RANGE)
+    }
+
+    fn check_name(&self, path: &str) -> Result<()> {
+        names::check(&self.full(path))
+    }
+
+    async fn check(&self) -> Result<()> {
+        self.client.share_properties().await?;
+        self.client.list(&self.prefix).await?;
+        // Write permission: create a temporary in the prefix directory and delete it again.
+        let probe = self.temporary_for(&join(&self.prefix, "probe")).await?;
+        self.client.create_file(&probe, 0, &[]).await?;
+        self.client.delete_file(&probe).await
+    }
+
+    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
+        let mut found = HashMap::new();
+        let mut stale = Vec::new();
+        let mut pending = vec![String::new()];
+        while let Some(rel_dir) = pending.pop() {
+            let Some(entries) = self.client.list(&self.full(&rel_dir)).await? else {
+                continue;
+            };
+            for entry in entries {
+                match entry {
+                    DirEntry::Directory(name) => {
+                        if !(rel_dir.is_empty() && name == RESERVED_DIR) {
+                            pending.push(join(&rel_dir, &name));
+                        }
+                    }
+                    DirEntry::File { name, .. } if name.starts_with(TEMP_PREFIX) => {
+                        stale.push(self.full(&join(&rel_dir, &name)));
+                    }
+                    DirEntry::File {
+                        name,
+                        size,
+                        last_write,
+                    } => {
+                        found.insert(
+                            join(&rel_dir, &name),
+                            RemoteFile {
+                                size,
+                                source_mtime: last_write,
+                                md5: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if let Ok(mut s) = self.stale.lock() {
+            *s = stale;
+        }
+        Ok(found)
+    }
+
+    async fn clean_up_incomplete(&self) -> Result<usize> {
+        let stale = self
+            .stale
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        for path in &stale {
+            tracing::info!(%path, "removing a temporary left by an interrupted run");
+            self.client.delete_file(path).await?;
+        }
+        Ok(stale.len())
+    }
+
+    async fn stored_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
+        self.client.content_md5(&self.full(path)).await
+    }
+
+    async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
+        let upload = self.start_upload(path, data.len() as u64).await?;
+        let result = async {
+            upload.put_chunk(0, 0, data, meta.md5).await?;
+            upload.commit(1, meta).await
+        }
+        .await;
+        if result.is_err() {
+            upload.abort().await;
+        }
+        result
+    }
+
+    async fn start_upload(&self, path: &str, size: u64) -> Result<Arc<dyn Upload>> {
+        let target = self.full(path);
+        let temporary = self.temporary_for(&target).await?;
+        self.client.create_file(&temporary, size, &[]).await?;
+        Ok(Arc::new(FilesUpload {
+            client: self.client.clone(),
+            temporary,
+            target,
+        }))
+    }
+}
+
+struct FilesUpload {
+    client: Arc<FilesClient>,
+    temporary: String,
+    target: String,
+}
+
+#[async_trait]
+impl Upload for FilesUpload {
+    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
+        self.client.put_range(&self.temporary, offset, data).await
+    }
+
+    async fn commit(&self, _chunks: u64, meta: &FileMeta) -> Result<()> {
+        self.client
+            .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
+            .await?;
+        self.client.rename(&self.temporary, &self.target).await
+    }
+
+    async fn abort(&self) {
+        if let Err(e) = self.client.delete_file(&self.temporary).await {
+            tracing::warn!(path = %self.temporary, error = %e, "cannot remove a temporary; the next run will");
+        }
+    }
+}
