@@ -1,0 +1,213 @@
+//! The server's in-memory state: shares holding a tree of directories and files.
+//! Names are case-insensitive but keep their case, as on Azure Files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nanoseconds since the Unix epoch.
+pub type Nanos = i128;
+
+pub fn now() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_id() -> u64 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn new_etag() -> String {
+    format!("\"0x8DC{:011X}\"", next_id())
+}
+
+#[derive(Debug, Clone)]
+pub struct Props {
+    /// Full path with its original case.
+    pub name: String,
+    pub file_id: u64,
+    pub created: Nanos,
+    pub last_write: Nanos,
+    pub changed: Nanos,
+    pub last_modified: SystemTime,
+    pub etag: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Props {
+    pub fn new(name: &str, metadata: Vec<(String, String)>) -> Self {
+        let t = now();
+        Props {
+            name: name.to_string(),
+            file_id: next_id(),
+            created: t,
+            last_write: t,
+            changed: t,
+            last_modified: SystemTime::now(),
+            etag: new_etag(),
+            metadata,
+        }
+    }
+
+    pub fn touch(&mut self) {
+        self.changed = now();
+        self.last_modified = SystemTime::now();
+        self.etag = new_etag();
+    }
+}
+
+/// The standard HTTP properties of a file, replaced as a group by Set File Properties.
+#[derive(Debug, Clone, Default)]
+pub struct HttpHeaders {
+    pub content_type: Option<String>,
+    pub content_md5: Option<Vec<u8>>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct File {
+    pub props: Props,
+    pub http: HttpHeaders,
+    /// The file's length; bytes past `data.len()` read as zeros (files are created zero-filled
+    /// at their final size, so they are stored sparse).
+    pub len: u64,
+    pub data: Vec<u8>,
+}
+
+impl File {
+    pub fn read(&self, start: u64, end_inclusive: u64) -> Vec<u8> {
+        let mut out = vec![0u8; (end_inclusive + 1 - start) as usize];
+        let have = self.data.len() as u64;
+        if start < have {
+            let stop = (end_inclusive + 1).min(have);
+            out[..(stop - start) as usize]
+                .copy_from_slice(&self.data[start as usize..stop as usize]);
+        }
+        out
+    }
+
+    pub fn write(&mut self, start: u64, bytes: &[u8]) {
+        let end = start as usize + bytes.len();
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        self.data[start as usize..end].copy_from_slice(bytes);
+    }
+
+    pub fn resize(&mut self, len: u64) {
+        self.len = len;
+        if (self.data.len() as u64) > len {
+            self.data.truncate(len as usize);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Dir(Props),
+    File(File),
+}
+
+impl Node {
+    pub fn props(&self) -> &Props {
+        match self {
+            Node::Dir(p) => p,
+            Node::File(f) => &f.props,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Share {
+    pub created: SystemTime,
+    pub etag: String,
+    pub quota_gib: u64,
+    pub metadata: Vec<(String, String)>,
+    /// Keyed by lower-cased full path ("dir/sub/file"); the share root is implicit.
+    pub nodes: BTreeMap<String, Node>,
+}
+
+impl Share {
+    pub fn new(quota_gib: u64, metadata: Vec<(String, String)>) -> Self {
+        Share {
+            created: SystemTime::now(),
+            etag: new_etag(),
+            quota_gib,
+            metadata,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(&key(path))
+    }
+
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(&key(path))
+    }
+
+    pub fn is_dir(&self, path: &str) -> bool {
+        path.is_empty() || matches!(self.get(path), Some(Node::Dir(_)))
+    }
+
+    /// Children of a directory, in name order.
+    pub fn children(&self, dir: &str) -> Vec<&Node> {
+        let k = key(dir);
+        let prefix = if k.is_empty() {
+            String::new()
+        } else {
+            format!("{k}/")
+        };
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter(|(p, _)| !p[prefix.len()..].contains('/'))
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    pub fn usage(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| match n {
+                Node::File(f) => f.len,
+                Node::Dir(_) => 0,
+            })
+            .sum()
+    }
+}
+
+pub fn key(path: &str) -> String {
+    path.to_lowercase()
+}
+
+pub fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map(|(p, _)| p).unwrap_or("")
+}
+
+pub fn base_name(path: &str) -> &str {
+    path.rsplit_once('/').map(|(_, n)| n).unwrap_or(path)
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub shares: HashMap<String, Share>,
+}
+
+impl File {
+    /// The whole content, zeros included.
+    pub fn read_all(&self) -> Vec<u8> {
+        if self.len == 0 {
+            Vec::new()
+        } else {
+            self.read(0, self.len - 1)
+        }
+    }
+}
