@@ -74,12 +74,13 @@ pub enum Error {
     AzureAuthFailed { account: String, detail: String },
     #[error("Share Not Found: `{share}` does not exist in account `{account}`. Verify that the Share Name matches the file share exactly: share names are case-sensitive")]
     ShareNotFound { account: String, share: String },
-    #[error("Forbidden (403): the credentials for account `{account}` lack a permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the appropriate RBAC role on the {kind}")]
+    #[error("Forbidden (403): the credentials for account `{account}` lack the {needs} permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the appropriate RBAC role on the {kind}")]
     AzureForbidden {
         account: String,
         resource: String,
         detail: String,
         kind: &'static str,
+        needs: &'static str,
     },
     #[error("Azure Storage error on `{resource}`: HTTP {status} {code}")]
     AzureHttp {

@@ -1,5 +1,6 @@
-//! The local stack a job runs against: sshd as the source, Azurite as the destination, and the
-//! storage profiles (`office_nas`, `archive`) that point at them.
+//! The local stack a job runs against: sshd as the source, Azurite (Blob) and the Azure Files
+//! test server as destinations, and the storage profiles (`office_nas`, `archive`, `fileshare`)
+//! that point at them.
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,13 +14,16 @@ use backup_common::transfer::Progress;
 
 use crate::azurite::{Azurite, ACCOUNT};
 use crate::sshd::{Sshd, TEST_USER};
+use files_server::FilesServer;
 
 pub const SOURCE: &str = "office_nas";
 pub const DEST: &str = "archive";
+pub const DEST_FILES: &str = "fileshare";
 
 pub struct Stack {
     pub sshd: Sshd,
     pub azurite: Azurite,
+    pub files: FilesServer,
 }
 
 impl Stack {
@@ -27,6 +31,7 @@ impl Stack {
         Stack {
             sshd: Sshd::start(),
             azurite: Azurite::start(),
+            files: FilesServer::start().expect("start the Azure Files test server"),
         }
     }
 
@@ -55,6 +60,16 @@ impl Stack {
         set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_NAME", ACCOUNT.into());
         set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY", AZURITE_KEY.into());
         set("BACKUP_STORAGE_ARCHIVE_ENDPOINT", self.azurite.endpoint());
+        set("BACKUP_STORAGE_FILESHARE_TYPE", "azurefiles".into());
+        set(
+            "BACKUP_STORAGE_FILESHARE_ACCOUNT_NAME",
+            self.files.account().into(),
+        );
+        set(
+            "BACKUP_STORAGE_FILESHARE_ACCOUNT_KEY",
+            self.files.key().into(),
+        );
+        set("BACKUP_STORAGE_FILESHARE_ENDPOINT", self.files.endpoint());
         v
     }
 

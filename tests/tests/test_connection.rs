@@ -387,7 +387,12 @@ async fn sas_urls_valid_expired_and_lacking_permissions() {
 
     let read_only = stack.azurite.container_sas_url("tcx", "r", 3600);
     let c = check(&stack, &dest_only("tcx"), &sas(read_only)).await;
-    assert_failed(&c, "access", "azure.forbidden", &["Forbidden (403)"]);
+    assert_failed(
+        &c,
+        "access",
+        "azure.forbidden",
+        &["Forbidden (403)", "lack the list permission"],
+    );
 }
 
 #[tokio::test]
@@ -438,4 +443,135 @@ async fn an_unknown_storage_names_the_variable_to_set() {
         "config.unknown_storage",
         &["BACKUP_STORAGE_NOWHERE_TYPE"],
     );
+}
+
+// --- Azure Files --------------------------------------------------------------------------
+
+fn share_only(share: &str) -> String {
+    format!(
+        r#"{{"kind": "test_connection", "destination": {{"storage": "fileshare", "share": "{share}"}}}}"#
+    )
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn azure_files_passes_and_leaves_nothing_behind() {
+    let stack = Stack::start();
+    stack.files.create_share("files-ok");
+    let c = check(&stack, &share_only("files-ok"), &stack.profiles()).await;
+    assert!(c.ok, "{c:#?}");
+    assert_eq!(c.passed, ["configuration", "access", "list", "write"]);
+    assert!(
+        stack.files.files("files-ok").is_empty(),
+        "the write probe was removed"
+    );
+}
+
+#[tokio::test]
+async fn azure_files_share_not_found() {
+    let stack = Stack::start();
+    stack.files.create_share("backups");
+    let c = check(&stack, &share_only("backup"), &stack.profiles()).await;
+    assert_failed(
+        &c,
+        "access",
+        "azure.share_not_found",
+        &["Share Not Found", "`backup`", "case-sensitive"],
+    );
+}
+
+#[tokio::test]
+async fn azure_files_wrong_key_is_authentication_failed() {
+    let stack = Stack::start();
+    stack.files.create_share("files-key");
+    let wrong = "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXkgd3Jvbmcga2V5IHdyb25nIGtleQ==";
+    let p = with(
+        &stack,
+        &[("BACKUP_STORAGE_FILESHARE_ACCOUNT_KEY", Some(wrong))],
+    );
+    let c = check(&stack, &share_only("files-key"), &p).await;
+    assert_failed(
+        &c,
+        "access",
+        "azure.auth_failed",
+        &["Authentication Failed", "Key"],
+    );
+}
+
+#[tokio::test]
+async fn azure_files_sas_urls_valid_expired_and_read_only() {
+    let stack = Stack::start();
+    stack.files.create_share("files-sas");
+    let sas = |permissions: &str, valid_for: i64| {
+        let token = stack
+            .files
+            .share_sas("files-sas", permissions, now_unix() + valid_for);
+        let url = format!("{}/files-sas?{token}", stack.files.endpoint());
+        with(
+            &stack,
+            &[
+                ("BACKUP_STORAGE_FILESHARE_ACCOUNT_NAME", None),
+                ("BACKUP_STORAGE_FILESHARE_ACCOUNT_KEY", None),
+                ("BACKUP_STORAGE_FILESHARE_ENDPOINT", None),
+                ("BACKUP_STORAGE_FILESHARE_SAS_URL", Some(url.as_str())),
+            ],
+        )
+    };
+    // The share comes from the SAS URL: the message need not name it.
+    let from_url = r#"{"kind": "test_connection", "destination": {"storage": "fileshare"}}"#;
+    let c = check(&stack, from_url, &sas("rcwdl", 3600)).await;
+    assert!(c.ok, "{c:#?}");
+
+    let c = check(&stack, from_url, &sas("rcwdl", -60)).await;
+    assert_failed(
+        &c,
+        "access",
+        "azure.auth_failed",
+        &["Authentication Failed"],
+    );
+
+    let c = check(&stack, from_url, &sas("rl", 3600)).await;
+    assert_failed(
+        &c,
+        "access",
+        "azure.forbidden",
+        &["Forbidden (403)", "lack the write permission", "share"],
+    );
+}
+
+#[tokio::test]
+async fn azure_files_partial_connection_string() {
+    let stack = Stack::start();
+    let p = with(
+        &stack,
+        &[(
+            "BACKUP_STORAGE_FILESHARE_CONNECTION_STRING",
+            Some("DefaultEndpointsProtocol=https;AccountKey=a2V5"),
+        )],
+    );
+    let c = check(&stack, &share_only("any-share"), &p).await;
+    assert_failed(
+        &c,
+        "configuration",
+        "azure.connection_string_invalid",
+        &["`AccountName`"],
+    );
+    let cs = format!(
+        "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};FileEndpoint={}",
+        stack.files.account(),
+        stack.files.key(),
+        stack.files.endpoint()
+    );
+    stack.files.create_share("any-share");
+    let p = with(
+        &stack,
+        &[("BACKUP_STORAGE_FILESHARE_CONNECTION_STRING", Some(&cs))],
+    );
+    assert!(check(&stack, &share_only("any-share"), &p).await.ok);
 }

@@ -111,6 +111,18 @@ async fn handle(
     body: Bytes,
 ) -> Response<Body> {
     let head = method == Method::HEAD;
+    let fault = state.faults.lock().ok().and_then(|mut f| f.pop_front());
+    if let Some(status) = fault {
+        let mut r = ApiError::new(
+            status,
+            "ServerBusy",
+            "Injected failure: the server is busy.",
+        )
+        .into_response(head);
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+        return r;
+    }
     let version = headers.get("x-ms-version").cloned();
     let mut response = match serve(&state, method, &uri, headers, body) {
         Ok(reply) => {

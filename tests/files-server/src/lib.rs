@@ -7,7 +7,7 @@
 mod api;
 mod auth;
 mod reply;
-mod store;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ pub struct State {
     pub account: String,
     pub key: String,
     pub store: Mutex<Store>,
+    /// Injected failures: the next requests answer with these statuses (and `Retry-After: 1`).
+    pub faults: Mutex<std::collections::VecDeque<u16>>,
 }
 
 /// A running server; stops when dropped.
@@ -44,6 +46,7 @@ impl FilesServer {
             account: account.to_string(),
             key: key.to_string(),
             store: Mutex::new(Store::default()),
+            faults: Mutex::new(Default::default()),
         });
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -99,6 +102,23 @@ impl FilesServer {
 
     pub fn key(&self) -> &str {
         &self.state.key
+    }
+
+    /// Make the next requests fail with `status` (e.g. 503 ServerBusy), `count` times.
+    pub fn fail_next(&self, count: usize, status: u16) {
+        let mut faults = self.state.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.extend(std::iter::repeat_n(status, count));
+    }
+
+    /// A service SAS for a share (`sp` is a subset of `rcwdl`), valid until `expiry_unix`.
+    pub fn share_sas(&self, share: &str, permissions: &str, expiry_unix: i64) -> String {
+        auth::share_sas(
+            &self.state.account,
+            &self.state.key,
+            share,
+            permissions,
+            expiry_unix,
+        )
     }
 
     /// Direct access to the stored data, for assertions.

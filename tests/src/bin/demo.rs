@@ -21,13 +21,15 @@ async fn main() -> anyhow::Result<()> {
             anyhow::anyhow!("backup-worker is not built: run `cargo build -p backup-local`")
         })?;
 
-    println!("== starting sshd and Azurite on loopback");
+    println!("== starting sshd, Azurite and the Azure Files test server on loopback");
     let stack = Stack::start();
     stack.azurite.create_container("backups").await;
+    stack.files.create_share("backups");
     println!(
-        "   sshd 127.0.0.1:{}  azurite {}",
+        "   sshd 127.0.0.1:{}  azurite {}  azure files {}",
         stack.sshd.port,
-        stack.azurite.endpoint()
+        stack.azurite.endpoint(),
+        stack.files.endpoint()
     );
 
     println!("== sample tree in {SAMPLE_TREE}");
@@ -69,6 +71,15 @@ async fn main() -> anyhow::Result<()> {
     println!("\n== blobs in container `backups`");
     for name in stack.azurite.list("backups").await {
         println!("   {name}");
+    }
+
+    println!("\n== the same tree into an Azure Files share");
+    run("events/backup-to-files.json")?;
+    println!("\n== files in share `backups`");
+    let mut files = stack.files.files("backups");
+    files.sort();
+    for (name, data) in files {
+        println!("   {name} ({} bytes)", data.len());
     }
     Ok(())
 }

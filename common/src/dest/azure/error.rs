@@ -12,6 +12,8 @@ pub struct Target<'a> {
     pub name: &'a str,
     /// What the call touched (`container backups`, a file path); never a signed URL.
     pub resource: &'a str,
+    /// The permission the call needs (`read`, `list`, `write`, `delete`), named on a 403.
+    pub needs: &'static str,
 }
 
 pub fn classify(t: &Target<'_>, status: u16, code: &str) -> Error {
@@ -41,6 +43,7 @@ pub fn classify(t: &Target<'_>, status: u16, code: &str) -> Error {
                 code.to_string()
             },
             kind: t.kind,
+            needs: t.needs,
         },
         _ => Error::AzureHttp {
             resource: t.resource.to_string(),
@@ -61,6 +64,7 @@ mod tests {
             kind: "container",
             name: "c",
             resource: "r",
+            needs: "write",
         };
         let cases = [
             (404, "ContainerNotFound", "azure.container_not_found"),
@@ -80,6 +84,11 @@ mod tests {
             );
         }
         assert!(classify(&t, 503, "ServerBusy").is_retryable());
+        let forbidden = classify(&t, 403, "AuthorizationPermissionMismatch").to_string();
+        assert!(
+            forbidden.contains("lack the write permission"),
+            "{forbidden}"
+        );
         let share = Target {
             kind: "share",
             name: "Backups",

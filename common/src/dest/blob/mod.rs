@@ -116,13 +116,25 @@ impl BlobDestination {
         })
     }
 
-    fn map_err(&self, resource: &str, e: azure_core::Error) -> Error {
-        map_sdk_error(&self.cfg.account.account, &self.container, resource, e)
+    fn map_err(&self, resource: &str, needs: &'static str, e: azure_core::Error) -> Error {
+        map_sdk_error(
+            &self.cfg.account.account,
+            &self.container,
+            resource,
+            needs,
+            e,
+        )
     }
 }
 
 /// Map an SDK error to the seed's classes (see [`classify`]).
-fn map_sdk_error(account: &str, container: &str, resource: &str, e: azure_core::Error) -> Error {
+fn map_sdk_error(
+    account: &str,
+    container: &str,
+    resource: &str,
+    needs: &'static str,
+    e: azure_core::Error,
+) -> Error {
     use azure_core::error::ErrorKind;
     match e.kind() {
         ErrorKind::HttpResponse {
@@ -133,6 +145,7 @@ fn map_sdk_error(account: &str, container: &str, resource: &str, e: azure_core::
                 kind: "container",
                 name: container,
                 resource,
+                needs,
             };
             classify(
                 &target,
@@ -192,9 +205,12 @@ impl Destination for BlobDestination {
         let mut pages = self
             .container_client
             .list_blobs(Some(options))
-            .map_err(|e| self.map_err(&what, e))?
+            .map_err(|e| self.map_err(&what, "list", e))?
             .into_pages();
-        pages.try_next().await.map_err(|e| self.map_err(&what, e))?;
+        pages
+            .try_next()
+            .await
+            .map_err(|e| self.map_err(&what, "list", e))?;
         // Write permission: stage a block that is never committed, so nothing becomes visible.
         let probe = format!("{RESERVED_DIR}/connection-test");
         let client = self.block_client(&probe)?;
@@ -202,7 +218,7 @@ impl Destination for BlobDestination {
         client
             .stage_block(&block_id(0), data.len() as u64, data.into(), None)
             .await
-            .map_err(|e| self.map_err(&format!("write to {what}"), e))?;
+            .map_err(|e| self.map_err(&what, "write", e))?;
         Ok(())
     }
 
@@ -221,9 +237,13 @@ impl Destination for BlobDestination {
         let mut items = self
             .container_client
             .list_blobs(Some(options))
-            .map_err(|e| self.map_err(&what, e))?;
+            .map_err(|e| self.map_err(&what, "list", e))?;
         let mut found = HashMap::new();
-        while let Some(item) = items.try_next().await.map_err(|e| self.map_err(&what, e))? {
+        while let Some(item) = items
+            .try_next()
+            .await
+            .map_err(|e| self.map_err(&what, "list", e))?
+        {
             let Some(name) = item.name else { continue };
             let Some(rel) = name.strip_prefix(&list_prefix) else {
                 continue;
@@ -257,7 +277,7 @@ impl Destination for BlobDestination {
         client
             .upload(data.into(), Some(options))
             .await
-            .map_err(|e| self.map_err(&self.blob_name(path), e))?;
+            .map_err(|e| self.map_err(&self.blob_name(path), "write", e))?;
         Ok(())
     }
 
@@ -280,7 +300,7 @@ struct BlobUpload {
 
 impl BlobUpload {
     fn map_err(&self, e: azure_core::Error) -> Error {
-        map_sdk_error(&self.account, &self.container, &self.name, e)
+        map_sdk_error(&self.account, &self.container, &self.name, "write", e)
     }
 }
 

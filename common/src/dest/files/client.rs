@@ -81,12 +81,13 @@ impl FilesClient {
         url
     }
 
-    fn target<'a>(&'a self, resource: &'a str) -> Target<'a> {
+    fn target<'a>(&'a self, resource: &'a str, needs: &'static str) -> Target<'a> {
         Target {
             account: &self.account,
             kind: "share",
             name: &self.share,
             resource,
+            needs,
         }
     }
 
@@ -127,7 +128,17 @@ impl FilesClient {
                 Ok((status, headers, body)) if status.is_success() => Ok(Reply { headers, body }),
                 Ok((status, headers, body)) => {
                     let code = error_code(&headers, &body);
-                    Err(classify(&self.target(resource), status.as_u16(), &code))
+                    let needs = match (method.as_str(), query.iter().any(|(_, v)| *v == "list")) {
+                        ("GET", true) => "list",
+                        ("GET" | "HEAD", false) => "read",
+                        ("DELETE", _) => "delete",
+                        _ => "write",
+                    };
+                    Err(classify(
+                        &self.target(resource, needs),
+                        status.as_u16(),
+                        &code,
+                    ))
                 }
                 Err(Failure::Local(e)) => Err(e),
                 Err(Failure::Transport(e)) => Err(Error::AzureUnreachable {
@@ -369,6 +380,28 @@ impl FilesClient {
             Err(Error::AzureHttp { status: 404, .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Get File: `len` bytes from `offset`, or the whole file.
+    pub async fn read(&self, path: &str, range: Option<(u64, u64)>) -> Result<Bytes> {
+        let headers: Vec<(&str, String)> = match range {
+            Some((_, 0)) => return Ok(Bytes::new()),
+            Some((offset, len)) => {
+                vec![("x-ms-range", format!("bytes={offset}-{}", offset + len - 1))]
+            }
+            None => Vec::new(),
+        };
+        let reply = self
+            .send(
+                Method::GET,
+                self.url(path),
+                &[],
+                &headers,
+                Bytes::new(),
+                path,
+            )
+            .await?;
+        Ok(reply.body)
     }
 
     /// Get File Properties: the stored Content-MD5, if the file exists and has one.

@@ -1,0 +1,95 @@
+//! A job killed mid-file (SIGKILL, nothing to clean up with) leaves no file under its final
+//! name; the next run of the same job completes it and removes the temporary.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::stack::{pattern, write_file, Stack};
+
+fn nodes(stack: &Stack) -> Vec<(String, usize)> {
+    stack.files.with_store(|s| {
+        s.shares["killed"]
+            .nodes
+            .values()
+            .filter_map(|n| match n {
+                files_server::store::Node::File(f) => Some((f.props.name.clone(), f.data.len())),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
+    let stack = Stack::start();
+    stack.files.create_share("killed");
+    let src = stack.source_dir("killed");
+    let data = pattern(96 * 1024 * 1024, 11);
+    write_file(&src, "big.bin", &data);
+    let message = format!(
+        r#"{{"kind": "backup", "job_id": "k", "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {{"storage": "fileshare", "share": "killed"}},
+            "options": {{"chunk_size": "256KiB", "upload_concurrency": 2}}}}"#,
+        src.display()
+    );
+    let run = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backup-worker"))
+            .args(["run", "-"])
+            .envs(stack.vars())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start backup-worker");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(message.as_bytes())
+            .unwrap();
+        child
+    };
+
+    // Kill the first run once a few MiB of the temporary are written.
+    let mut first = run();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let written = nodes(&stack)
+            .iter()
+            .filter(|(n, _)| n.contains(".bw-partial-"))
+            .map(|(_, l)| *l)
+            .max();
+        if written.is_some_and(|l| l > 4 * 1024 * 1024) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let left = nodes(&stack);
+    assert!(
+        left.iter().all(|(n, _)| n != "big.bin"),
+        "a partial file is visible under its final name: {left:?}"
+    );
+    assert!(
+        left.iter().any(|(n, _)| n.starts_with(".bw-partial-")),
+        "{left:?}"
+    );
+
+    // The next run completes the file and removes the temporary.
+    let out = run().wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stack.files.files("killed"), [("big.bin".to_string(), data)]);
+}
