@@ -3,6 +3,7 @@
 //! the `bwtest` login, and Azurite under `.tools/`.
 
 pub mod azurite;
+pub mod runner;
 pub mod sshd;
 pub mod stack;
 

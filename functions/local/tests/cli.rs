@@ -1,8 +1,8 @@
 //! The local runner as a user drives it: a message file or stdin in, a JSON result and an exit
 //! code out. Bad input gets an error that names the problem and writes nothing.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use harness::sshd::TEST_PASSWORD;
 use harness::stack::{pattern, write_file, Stack};
@@ -15,21 +15,14 @@ fn runner(stack: &Stack) -> Command {
 }
 
 fn run_stdin(stack: &Stack, message: &str, extra_env: &[(&str, &str)]) -> Output {
-    let mut child = runner(stack)
-        .args(["run", "-"])
-        .envs(extra_env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start backup-worker");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(message.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut env = vec![("RUST_LOG", "info")];
+    env.extend_from_slice(extra_env);
+    harness::runner::run(
+        Path::new(env!("CARGO_BIN_EXE_backup-worker")),
+        stack,
+        message,
+        &env,
+    )
 }
 
 fn result_of(out: &Output) -> Value {

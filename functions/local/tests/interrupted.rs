@@ -1,8 +1,6 @@
 //! A job killed mid-file (SIGKILL, nothing to clean up with) leaves no file under its final
 //! name; the next run of the same job completes it and removes the temporary.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::stack::{pattern, write_file, Stack};
@@ -33,24 +31,8 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
             "options": {{"chunk_size": "256KiB", "upload_concurrency": 2}}}}"#,
         src.display()
     );
-    let run = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backup-worker"))
-            .args(["run", "-"])
-            .envs(stack.vars())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start backup-worker");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(message.as_bytes())
-            .unwrap();
-        child
-    };
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_backup-worker"));
+    let run = || harness::runner::spawn(bin, &stack, &message, &[("RUST_LOG", "warn")]);
 
     // Kill the first run once a few MiB of the temporary are written.
     let mut first = run();

@@ -3,7 +3,6 @@
 //! a few bytes with one that streams a file many times larger than the budget.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 
 use harness::stack::{pattern, Stack};
 use serde_json::Value;
@@ -17,23 +16,15 @@ fn backup_peak_rss(stack: &Stack, path: &std::path::Path, options: &str) -> (u64
             "destination": {{"storage": "archive", "container": "mem"}}, "options": {options}}}"#,
         path.display()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backup-worker"))
-        .args(["run", "-"])
-        .envs(stack.vars())
-        .env("RUST_LOG", "info")
-        .env("BACKUP_PROGRESS_INTERVAL_SECS", "0.5")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run backup-worker");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(message.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = harness::runner::run(
+        std::path::Path::new(env!("CARGO_BIN_EXE_backup-worker")),
+        stack,
+        &message,
+        &[
+            ("RUST_LOG", "info"),
+            ("BACKUP_PROGRESS_INTERVAL_SECS", "0.5"),
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
