@@ -9,6 +9,7 @@ pub mod dest;
 pub mod error;
 pub mod job;
 pub mod message;
+pub mod plan;
 pub mod result;
 pub mod source;
 pub mod transfer;

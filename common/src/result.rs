@@ -134,6 +134,13 @@ impl JobResult {
         r
     }
 
+    /// Whether the queue should deliver this message again: failed and partially failed jobs are
+    /// retried (an incremental run redoes only what is missing); after the queue's retry limit
+    /// the message lands in its dead-letter/poison queue for a person to look at.
+    pub fn needs_redelivery(&self) -> bool {
+        matches!(self.status, JobStatus::Failed | JobStatus::PartiallyFailed)
+    }
+
     /// Fill in duration and throughput, and decide the status from the counts.
     pub fn finish(&mut self) {
         self.duration_ms = now_unix_ms().saturating_sub(self.started_at_unix_ms);

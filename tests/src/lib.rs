@@ -3,6 +3,8 @@
 //! the `bwtest` login, and Azurite under `.tools/`.
 
 pub mod azurite;
+pub mod lambda;
+pub mod moto;
 pub mod runner;
 pub mod sshd;
 pub mod stack;

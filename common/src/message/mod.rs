@@ -531,7 +531,12 @@ mod schema_tests {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                JobMessage::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if path.file_name().is_some_and(|n| n == "plan.json") {
+                    crate::plan::Plan::parse(&text)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                } else {
+                    JobMessage::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                }
                 seen += 1;
             }
         }

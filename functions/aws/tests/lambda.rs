@@ -1,0 +1,196 @@
+//! The real `bootstrap` binary under a Lambda Runtime API on loopback, with the sample events in
+//! `events/aws/`: SQS batches with partial failures, results on a results queue, and a schedule
+//! that puts the backup plan on the job queue (SQS by moto).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use harness::lambda::{Outcome, RuntimeApi};
+use harness::moto::Moto;
+use harness::stack::{write_file, Stack};
+use serde_json::{json, Value};
+
+fn events() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events")
+}
+
+fn start_function(api: &RuntimeApi, env: Vec<(String, String)>) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(api.function_env())
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start bootstrap");
+    KillOnDrop(child)
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn sqs_client(moto: &Moto) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, want: usize) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(
+            got.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.body),
+        );
+        if bodies.len() >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sqs_batch_reports_exactly_the_failed_record() {
+    let stack = Stack::start();
+    let moto = Moto::start();
+    let sqs = sqs_client(&moto).await;
+    let results = sqs
+        .create_queue()
+        .queue_name("results")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    stack.azurite.create_container("backups").await;
+    let src = stack.source_dir("lambda");
+    write_file(&src, "reports/q3.pdf", b"q3");
+    write_file(&src, "scans/page1.png", b"p1");
+    let sample = std::fs::read_to_string(events().join("aws/sqs-batch.json")).unwrap();
+    let event: Value =
+        serde_json::from_str(&sample.replace("/tmp/backup-worker-demo", src.to_str().unwrap()))
+            .unwrap();
+
+    let api = RuntimeApi::start();
+    let mut env: Vec<(String, String)> = stack.vars().into_iter().collect();
+    env.extend(moto.aws_env());
+    env.push(("BACKUP_RESULTS_QUEUE_URL".into(), results.clone()));
+    let _function = start_function(&api, env);
+    let id = api.invoke(&event, 60_000);
+
+    let outcome = api.outcome(&id, Duration::from_secs(60));
+    assert_eq!(
+        outcome,
+        Outcome::Response(
+            json!({"batchItemFailures": [{"itemIdentifier": "d9a1b1c8-5e8b-4f0b-9b7e-3f2a1c0e9d11"}]})
+        )
+    );
+    assert_eq!(
+        stack.azurite.list("backups").await,
+        ["reports/q3.pdf", "scans/page1.png"]
+    );
+
+    // One result per record went to the results queue.
+    let mut statuses: Vec<String> = drain(&sqs, &results, 3)
+        .await
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "succeeded", "succeeded"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_puts_the_backup_plan_on_the_queue() {
+    let moto = Moto::start();
+    let sqs = sqs_client(&moto).await;
+    let jobs = sqs
+        .create_queue()
+        .queue_name("jobs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let plan = std::fs::read_to_string(events().join("plan.json")).unwrap();
+    let scheduled: Value = serde_json::from_str(
+        &std::fs::read_to_string(events().join("aws/scheduled-event.json")).unwrap(),
+    )
+    .unwrap();
+
+    let api = RuntimeApi::start();
+    let mut env = moto.aws_env();
+    env.push(("BACKUP_QUEUE_URL".into(), jobs.clone()));
+    env.push(("BACKUP_PLAN".into(), plan.clone()));
+    let _function = start_function(&api, env);
+    let id = api.invoke(&scheduled, 30_000);
+    assert_eq!(
+        api.outcome(&id, Duration::from_secs(30)),
+        Outcome::Response(json!({"enqueued": 2}))
+    );
+
+    let mut got: Vec<Value> = drain(&sqs, &jobs, 2)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    got.sort_by_key(|v| v["job_id"].as_str().unwrap().to_string());
+    let mut want: Vec<Value> = serde_json::from_str(&plan).unwrap();
+    want.sort_by_key(|v| v["job_id"].as_str().unwrap().to_string());
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_plan_fails_the_scheduled_invocation_by_name() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start();
+    let mut env = moto.aws_env();
+    env.push((
+        "BACKUP_QUEUE_URL".into(),
+        format!("{}/000000000000/jobs", moto.endpoint()),
+    ));
+    env.push((
+        "BACKUP_PLAN".into(),
+        r#"[{"kind": "backup", "job_id": "x"}]"#.into(),
+    ));
+    let _function = start_function(&api, env);
+    let scheduled: Value = serde_json::from_str(
+        &std::fs::read_to_string(events().join("aws/scheduled-event.json")).unwrap(),
+    )
+    .unwrap();
+    let id = api.invoke(&scheduled, 30_000);
+    match api.outcome(&id, Duration::from_secs(30)) {
+        Outcome::Error(e) => assert!(e.to_string().contains("plan[0].source"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
