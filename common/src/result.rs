@@ -16,6 +16,10 @@ pub enum JobStatus {
     Failed,
     /// The source was read, but no file matched: check the path and the filters.
     NoFiles,
+    /// The job was split into parts, now on the queue (see `run`).
+    Planned,
+    /// The deadline came near: the files not started went back on the queue as a new message.
+    Continued,
 }
 
 impl JobStatus {
@@ -26,6 +30,7 @@ impl JobStatus {
             JobStatus::Failed => 1,
             JobStatus::PartiallyFailed => 2,
             JobStatus::NoFiles => 3,
+            JobStatus::Planned | JobStatus::Continued => 0,
         }
     }
 }
@@ -105,6 +110,32 @@ pub struct JobResult {
     pub errors: Vec<FileError>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub checks: Vec<CheckResult>,
+    /// For a job run in parts: the run, and whether every part has finished.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run: Option<RunReport>,
+    /// For a part message: which part this was.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub part: Option<PartReport>,
+    /// Messages the platform must put on the job queue (parts, continuations). Not reported.
+    #[serde(skip)]
+    pub follow_up: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub parts: u32,
+    /// True once every part has finished; `summary` then names the state object with totals.
+    pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartReport {
+    pub run_id: String,
+    pub index: u32,
+    pub count: u32,
 }
 
 impl JobResult {
@@ -122,6 +153,9 @@ impl JobResult {
             throughput_bytes_per_sec: 0,
             errors: Vec::new(),
             checks: Vec::new(),
+            run: None,
+            part: None,
+            follow_up: Vec::new(),
         }
     }
 
@@ -147,7 +181,12 @@ impl JobResult {
         self.throughput_bytes_per_sec = (self.bytes.copied * 1000)
             .checked_div(self.duration_ms)
             .unwrap_or(0);
-        self.status = if !self.checks.is_empty() {
+        let handed_on = !self.follow_up.is_empty() && !self.errors.iter().any(|e| e.path.is_none());
+        self.status = if handed_on && self.part.is_none() {
+            JobStatus::Planned
+        } else if handed_on {
+            JobStatus::Continued
+        } else if !self.checks.is_empty() {
             if self.checks.iter().all(|c| c.ok) {
                 JobStatus::Succeeded
             } else {

@@ -16,6 +16,9 @@ use bytes::Bytes;
 
 use crate::error::Result;
 
+/// Folder beside the data for the worker's own state; never listed or copied as data.
+pub const RESERVED_DIR: &str = ".backup-worker";
+
 /// What a destination already holds for a path: used by incremental runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
@@ -71,6 +74,18 @@ pub trait Destination: Send + Sync {
 
     /// Start a multi-chunk upload of `path`, whose final size is `size`.
     async fn start_upload(&self, path: &str, size: u64) -> Result<Arc<dyn Upload>>;
+
+    // --- the worker's own state, in the reserved folder beside the data ---------------------
+    // (`<prefix>/.backup-worker/<name>`): run plans, part manifests, part markers, summaries.
+    // Small JSON objects, written whole (never visible half-written, like data).
+
+    async fn put_state(&self, name: &str, data: Bytes) -> Result<()>;
+
+    /// `None` when there is no such state object.
+    async fn get_state(&self, name: &str) -> Result<Option<Bytes>>;
+
+    /// Names of the state objects directly under the folder `dir` (not recursive).
+    async fn list_state(&self, dir: &str) -> Result<Vec<String>>;
 }
 
 /// A multi-chunk upload in progress. Chunks may be put concurrently and in any order.

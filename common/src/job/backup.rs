@@ -1,19 +1,28 @@
-//! The backup job: resolve both storages, then let the transfer engine copy the tree.
+//! The backup job: resolve both storages, then copy the tree here, or (on a queue) plan it into
+//! parts, or copy one part.
 
 use std::sync::Arc;
 
-use super::storages;
-use crate::config::Profiles;
+use super::{parts, storages, Run};
+use crate::dest::Destination;
 use crate::error::{Error, Result};
 use crate::message::BackupJob;
 use crate::result::{FileError, JobResult};
-use crate::transfer::{self, Filter, Progress};
+use crate::source::Source;
+use crate::transfer::{self, Filter, Input};
 
-pub async fn run(job: &BackupJob, profiles: &Profiles, progress: Arc<Progress>) -> JobResult {
+/// What every way of running a backup needs.
+pub(super) struct Prepared {
+    pub source: Arc<dyn Source>,
+    pub dest: Arc<dyn Destination>,
+    pub filter: Filter,
+}
+
+pub async fn run(job: &BackupJob, ctx: &Run<'_>) -> JobResult {
     let mut result = JobResult::new("backup", Some(job.job_id.clone()));
-    tracing::info!(job_id = %job.job_id, "backup started");
-    let logger = progress.log_periodically();
-    if let Err(e) = copy(job, profiles, progress, &mut result).await {
+    tracing::info!(job_id = %job.job_id, part = ?job.part.as_ref().map(|p| p.index), "backup started");
+    let logger = ctx.progress.log_periodically();
+    if let Err(e) = execute(job, ctx, &mut result).await {
         tracing::error!(job_id = %job.job_id, code = e.code(), error = %e, "backup failed");
         result.errors.push(FileError::new(None, &e));
     }
@@ -32,15 +41,34 @@ pub async fn run(job: &BackupJob, profiles: &Profiles, progress: Arc<Progress>) 
     result
 }
 
-async fn copy(
-    job: &BackupJob,
-    profiles: &Profiles,
-    progress: Arc<Progress>,
-    result: &mut JobResult,
-) -> Result<()> {
+async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
+    let prepared = prepare(job, ctx, result)?;
+    match (&job.part, ctx.fan_out) {
+        (Some(part), _) => parts::run_part(job, part, &prepared, ctx, result).await,
+        (None, true) => parts::plan(job, &prepared, ctx, result).await,
+        (None, false) => {
+            transfer::copy(
+                prepared.source,
+                prepared.dest,
+                &job.source.path,
+                Input::Walk,
+                None,
+                &prepared.filter,
+                &job.options,
+                ctx.progress.clone(),
+                None,
+                result,
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+fn prepare(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<Prepared> {
     let filter = Filter::new(&job.include, &job.exclude)?;
-    let source = storages::source(profiles, &job.source)?;
-    let dest = storages::destination(profiles, &job.destination)?;
+    let source = storages::source(ctx.profiles, &job.source)?;
+    let dest = storages::destination(ctx.profiles, &job.destination)?;
     if let Some(max) = dest.max_chunk_size() {
         if job.options.chunk_size.bytes() > max {
             return Err(Error::invalid_field(
@@ -56,14 +84,9 @@ async fn copy(
     }
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
     result.destination = Some(dest.describe());
-    transfer::copy_tree(
+    Ok(Prepared {
         source,
         dest,
-        &job.source.path,
-        &filter,
-        &job.options,
-        progress,
-        result,
-    )
-    .await
+        filter,
+    })
 }

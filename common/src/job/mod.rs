@@ -2,27 +2,71 @@
 //! error: whatever happens ends up in the [`JobResult`].
 
 mod backup;
+mod parts;
 pub mod storages;
 mod test_connection;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Profiles;
 use crate::message::JobMessage;
 use crate::result::JobResult;
-use crate::transfer::Progress;
+use crate::transfer::{Deadline, Progress};
 
-pub async fn run(message: &JobMessage, profiles: &Profiles, progress: Arc<Progress>) -> JobResult {
+/// How a job is being run.
+pub struct Run<'a> {
+    pub profiles: &'a Profiles,
+    pub progress: Arc<Progress>,
+    /// On a queue: big jobs may be split into parts and unfinished work handed back, as
+    /// messages in [`JobResult::follow_up`] that the caller must enqueue. Off on one machine.
+    pub fan_out: bool,
+    /// When the platform stops this invocation (Lambda's deadline, the Functions timeout).
+    pub deadline: Option<Deadline>,
+}
+
+impl<'a> Run<'a> {
+    /// One machine, no queue: do the whole job here.
+    pub fn local(profiles: &'a Profiles, progress: Arc<Progress>) -> Self {
+        Run {
+            profiles,
+            progress,
+            fan_out: false,
+            deadline: None,
+        }
+    }
+
+    /// A queue worker that must be done by `deadline` (if any); `margin` is kept in hand.
+    pub fn on_queue(
+        profiles: &'a Profiles,
+        deadline: Option<std::time::Instant>,
+        margin: Duration,
+    ) -> Self {
+        Run {
+            profiles,
+            progress: Progress::new(),
+            fan_out: true,
+            deadline: deadline.map(|at| Deadline { at, margin }),
+        }
+    }
+}
+
+pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
     match message {
-        JobMessage::Backup(job) => backup::run(job, profiles, progress).await,
-        JobMessage::TestConnection(job) => test_connection::run(job, profiles).await,
+        JobMessage::Backup(job) => backup::run(job, ctx).await,
+        JobMessage::TestConnection(job) => test_connection::run(job, ctx.profiles).await,
     }
 }
 
 /// Parse, validate and run a message given as text (what every entry point receives).
-pub async fn run_text(text: &str, profiles: &Profiles, progress: Arc<Progress>) -> JobResult {
+pub async fn run_message(text: &str, ctx: &Run<'_>) -> JobResult {
     match JobMessage::parse(text) {
-        Ok(message) => run(&message, profiles, progress).await,
+        Ok(message) => run(&message, ctx).await,
         Err(e) => JobResult::job_failed("unknown", None, &e),
     }
+}
+
+/// [`run_message`] on one machine.
+pub async fn run_text(text: &str, profiles: &Profiles, progress: Arc<Progress>) -> JobResult {
+    run_message(text, &Run::local(profiles, progress)).await
 }

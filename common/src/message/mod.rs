@@ -38,6 +38,35 @@ pub struct BackupJob {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub options: TransferOptions,
+    /// Set on the part messages a planned job fans out into (written by the worker, not by
+    /// people): which files this part copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartSpec>,
+}
+
+/// One part of a planned job: a slice of its files, copied by whichever instance takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PartSpec {
+    /// Identifies one run of the job; its state lives under `.backup-worker/runs/<run_id>/`.
+    pub run_id: String,
+    pub index: u32,
+    pub count: u32,
+    /// The files, when they fit in the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PartFile>,
+    /// Otherwise the state object holding them (`runs/<run_id>/part-<i>.files.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
+
+/// A file as the planner listed it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PartFile {
+    pub path: String,
+    pub size: u64,
+    pub mtime: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -91,6 +120,10 @@ pub struct TransferOptions {
     pub max_stream_size: ByteSize,
     /// How a later run decides a file is unchanged: `size_mtime` (default) or `hash` (MD5).
     pub compare: CompareMode,
+    /// On a queue, a job with more files than this is split into parts (default 1000).
+    pub part_max_files: u32,
+    /// On a queue, a job with more bytes to copy than this is split into parts (default 8 GiB).
+    pub part_max_bytes: ByteSize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
@@ -115,6 +148,8 @@ impl Default for TransferOptions {
             upload_concurrency: 16,
             max_stream_size: ByteSize(10 * GIB),
             compare: CompareMode::SizeMtime,
+            part_max_files: 1000,
+            part_max_bytes: ByteSize(8 * GIB),
         }
     }
 }
@@ -254,7 +289,47 @@ impl BackupJob {
                 })?;
             }
         }
-        self.options.validate()
+        self.options.validate()?;
+        if let Some(part) = &self.part {
+            part.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl PartSpec {
+    fn validate(&self) -> Result<()> {
+        validate_job_id(&self.run_id).map_err(|_| {
+            Error::invalid_field(
+                "part.run_id",
+                "must be 1 to 128 characters of letters, digits, `-`, `_` or `.`",
+            )
+        })?;
+        if self.index >= self.count {
+            return Err(Error::invalid_field(
+                "part.index",
+                format!(
+                    "is {}: it must be below part.count ({})",
+                    self.index, self.count
+                ),
+            ));
+        }
+        if self.files.is_empty() == self.manifest.is_none() {
+            return Err(Error::invalid_field(
+                "part.files",
+                "or `part.manifest` is required, and not both",
+            ));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            if f.path.is_empty() || f.path.starts_with('/') || f.path.split('/').any(|s| s == "..")
+            {
+                return Err(Error::invalid_field(
+                    format!("part.files[{i}].path"),
+                    "must be a relative path without `..`",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -322,6 +397,18 @@ impl TransferOptions {
         if self.max_stream_size.bytes() == 0 {
             return Err(Error::invalid_field(
                 "options.max_stream_size",
+                "must be greater than 0",
+            ));
+        }
+        if self.part_max_files == 0 {
+            return Err(Error::invalid_field(
+                "options.part_max_files",
+                "must be at least 1",
+            ));
+        }
+        if self.part_max_bytes.bytes() == 0 {
+            return Err(Error::invalid_field(
+                "options.part_max_bytes",
                 "must be greater than 0",
             ));
         }

@@ -8,7 +8,9 @@
 pub mod filter;
 pub mod progress;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
@@ -34,23 +36,59 @@ enum Outcome {
     Unchanged(u64),
 }
 
-/// Copy every file under `root` that passes `filter` and differs from what the destination
-/// holds. Per-file problems go into `result`; an `Err` means the job itself could not run.
-pub async fn copy_tree(
+/// What to copy: everything found by walking the root, or a list made earlier (a part).
+pub enum Input {
+    Walk,
+    Files(Vec<SourceFile>),
+}
+
+/// Where the copy stops taking new files, so that the rest can be handed to another instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    /// Time kept in hand for the files already started and for handing the rest back.
+    pub margin: Duration,
+}
+
+/// Copy the files of `input` that pass `filter` and differ from what the destination holds
+/// (`existing`, or a fresh listing). Per-file problems go into `result`; an `Err` means the job
+/// itself could not run. Returns the files not started because the deadline came near.
+#[allow(clippy::too_many_arguments)]
+pub async fn copy(
     source: Arc<dyn Source>,
     dest: Arc<dyn Destination>,
     root: &str,
+    input: Input,
+    existing: Option<HashMap<String, RemoteFile>>,
     filter: &Filter,
     options: &TransferOptions,
     progress: Arc<Progress>,
+    deadline: Option<Deadline>,
     result: &mut JobResult,
-) -> Result<()> {
-    let existing = dest.list().await?;
+) -> Result<Vec<SourceFile>> {
+    let existing = match existing {
+        Some(e) => e,
+        None => dest.list().await?,
+    };
     let removed = dest.clean_up_incomplete().await?;
     if removed > 0 {
         tracing::info!(removed, "removed temporaries of interrupted runs");
     }
-    let mut items = source.list(root).await?;
+    let mut items = match input {
+        Input::Walk => source.list(root).await?,
+        Input::Files(files) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            tokio::spawn(async move {
+                for f in files {
+                    if tx.send(ListItem::File(f)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            rx
+        }
+    };
+    let mut left_over = Vec::new();
     let copier = Arc::new(FileCopier {
         source,
         dest,
@@ -65,6 +103,15 @@ pub async fn copy_tree(
 
     while let Some(item) = items.recv().await {
         let file = match item {
+            ListItem::File(f) if !left_over.is_empty() => {
+                left_over.push(f);
+                continue;
+            }
+            ListItem::File(f) if deadline.is_some_and(|d| Instant::now() + d.margin >= d.at) => {
+                tracing::info!(path = %f.path, "deadline near: handing the remaining files back");
+                left_over.push(f);
+                continue;
+            }
             ListItem::File(f) => f,
             ListItem::Symlink(path) => {
                 tracing::info!(%path, "symbolic link not followed");
@@ -117,7 +164,7 @@ pub async fn copy_tree(
     while let Some(done) = tasks.join_next().await {
         record(done, result, &progress);
     }
-    Ok(())
+    Ok(left_over)
 }
 
 fn unchanged_by_size_mtime(file: &SourceFile, remote: &Option<RemoteFile>) -> bool {

@@ -18,19 +18,18 @@ use azure_storage_blob::models::{
     ListBlobsIncludeItem,
 };
 use azure_storage_blob::{
-    BlobContainerClient, BlobContainerClientOptions, BlockBlobClient, BlockBlobClientOptions,
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+    BlockBlobClient, BlockBlobClientOptions,
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
 
 use super::azure::error::{classify, Target};
 use super::azure::signing::SigningPolicy;
-use super::{Destination, FileMeta, RemoteFile, Upload};
+use super::{Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
 
-/// Folder beside the data for the worker's own markers; never listed as backed-up data.
-pub const RESERVED_DIR: &str = ".backup-worker";
 const META_SOURCE_MTIME: &str = "source_mtime";
 const META_SOURCE_SIZE: &str = "source_size";
 
@@ -93,6 +92,27 @@ impl BlobDestination {
         } else {
             format!("{}/{rel}", self.prefix)
         }
+    }
+
+    fn blob_url(&self, rel: &str) -> Url {
+        let name = self.blob_name(rel);
+        let mut url = self.cfg.account.endpoint.clone();
+        push_segments(
+            &mut url,
+            std::iter::once(self.container.as_str()).chain(name.split('/')),
+        );
+        url
+    }
+
+    fn blob_client(&self, rel: &str) -> Result<BlobClient> {
+        let options = BlobClientOptions {
+            client_options: self.client_options.clone(),
+            ..Default::default()
+        };
+        BlobClient::new(self.blob_url(rel), None, Some(options)).map_err(|e| Error::Azure {
+            resource: self.blob_name(rel),
+            detail: e.to_string(),
+        })
     }
 
     fn block_client(&self, rel: &str) -> Result<BlockBlobClient> {
@@ -288,6 +308,65 @@ impl Destination for BlobDestination {
             account: self.cfg.account.account.clone(),
             container: self.container.clone(),
         }))
+    }
+
+    async fn put_state(&self, name: &str, data: Bytes) -> Result<()> {
+        let path = format!("{RESERVED_DIR}/{name}");
+        let options = BlockBlobClientUploadOptions {
+            parallel: NonZero::new(1),
+            partition_size: NonZero::new((data.len() as u64).max(1)),
+            blob_content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        self.block_client(&path)?
+            .upload(data.into(), Some(options))
+            .await
+            .map_err(|e| self.map_err(&self.blob_name(&path), "write", e))?;
+        Ok(())
+    }
+
+    async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {
+        let path = format!("{RESERVED_DIR}/{name}");
+        let response = match self.blob_client(&path)?.download(None).await {
+            Ok(r) => r,
+            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
+            Err(e) => return Err(self.map_err(&self.blob_name(&path), "read", e)),
+        };
+        let body = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.map_err(&self.blob_name(&path), "read", e))?;
+        Ok(Some(body))
+    }
+
+    async fn list_state(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = format!(
+            "{}/",
+            self.blob_name(&format!("{RESERVED_DIR}/{}", dir.trim_matches('/')))
+        );
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.clone()),
+            ..Default::default()
+        };
+        let what = format!("container {}", self.container);
+        let mut items = self
+            .container_client
+            .list_blobs(Some(options))
+            .map_err(|e| self.map_err(&what, "list", e))?;
+        let mut names = Vec::new();
+        while let Some(item) = items
+            .try_next()
+            .await
+            .map_err(|e| self.map_err(&what, "list", e))?
+        {
+            if let Some(rest) = item.name.as_deref().and_then(|n| n.strip_prefix(&prefix)) {
+                if !rest.contains('/') {
+                    names.push(rest.to_string());
+                }
+            }
+        }
+        Ok(names)
     }
 }
 

@@ -15,16 +15,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use md5::Digest;
 
-use super::{Destination, FileMeta, RemoteFile, Upload};
+use super::{Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{Error, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
 
 /// Temporary files start with this; nothing else the worker writes does.
 pub const TEMP_PREFIX: &str = ".bw-partial-";
-/// Folder beside the data for the worker's own markers; never listed as backed-up data.
-pub const RESERVED_DIR: &str = ".backup-worker";
 
 pub struct FilesDestination {
     client: Arc<FilesClient>,
@@ -216,6 +215,43 @@ impl Destination for FilesDestination {
             temporary,
             target,
         }))
+    }
+
+    async fn put_state(&self, name: &str, data: Bytes) -> Result<()> {
+        let meta = FileMeta {
+            size: data.len() as u64,
+            mtime: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            md5: md5::Md5::digest(&data).into(),
+        };
+        self.put_small(&format!("{RESERVED_DIR}/{name}"), data, &meta)
+            .await
+    }
+
+    async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {
+        match self
+            .client
+            .read(&self.full(&format!("{RESERVED_DIR}/{name}")), None)
+            .await
+        {
+            Ok(data) => Ok(Some(data)),
+            Err(Error::AzureHttp { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_state(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.full(&format!("{RESERVED_DIR}/{}", dir.trim_matches('/')));
+        let entries = self.client.list(&path).await?.unwrap_or_default();
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| match e {
+                DirEntry::File { name, .. } if !name.starts_with(TEMP_PREFIX) => Some(name),
+                _ => None,
+            })
+            .collect())
     }
 }
 

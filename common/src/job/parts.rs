@@ -1,0 +1,381 @@
+//! Big jobs on a queue. A job is planned once (list the source, keep what changed, split it
+//! into parts bounded by `part_max_files` and `part_max_bytes`), its parts go back on the queue
+//! for any instance to take, and the part that finds every other part done writes the summary.
+//! Nothing lives in the functions: the run's state is beside the data, under
+//! `.backup-worker/runs/<run_id>/`:
+//!   plan.json                 what was planned
+//!   part-<i>[.rest-<t>].files.json   part file lists too big for a queue message
+//!   parts/<i>.json            a finished part's counts (written again on a duplicate delivery)
+//!   partial/<i>-<t>.json      counts of a part's slice that was done before a hand-back
+//!   summary.json              totals, once every part has finished
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::backup::Prepared;
+use super::Run;
+use crate::error::{Error, Result};
+use crate::message::{BackupJob, CompareMode, JobMessage, PartFile, PartSpec};
+use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
+use crate::source::{ListItem, SourceFile};
+use crate::transfer::{self, Input};
+
+/// A part list longer than this (as JSON) is stored beside the data and referred to, so
+/// messages fit any queue (SQS 256 KiB; Azure Queue 64 KiB after base64).
+const INLINE_LIMIT: usize = 32 * 1024;
+/// Errors kept in a summary; the parts' own results have all of them.
+const SUMMARY_ERRORS: usize = 100;
+
+/// The counts one part (or a handed-back slice of it) contributes to the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PartCounts {
+    files: FileCounts,
+    bytes: ByteCounts,
+    errors: Vec<FileError>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Summary {
+    job_id: String,
+    run_id: String,
+    parts: u32,
+    complete: bool,
+    files: FileCounts,
+    bytes: ByteCounts,
+    errors: Vec<FileError>,
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn to_source(f: PartFile) -> SourceFile {
+    SourceFile {
+        path: f.path,
+        size: f.size,
+        mtime: f.mtime,
+    }
+}
+
+fn to_part(f: &SourceFile) -> PartFile {
+    PartFile {
+        path: f.path.clone(),
+        size: f.size,
+        mtime: f.mtime,
+    }
+}
+
+fn json(value: &impl Serialize) -> Result<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(format!("cannot serialise state: {e}")))
+}
+
+/// List the source, keep what changed, and either copy it here (it fits one part) or split it.
+pub async fn plan(
+    job: &BackupJob,
+    p: &Prepared,
+    ctx: &Run<'_>,
+    result: &mut JobResult,
+) -> Result<()> {
+    let existing = p.dest.list().await?;
+    let mut items = p.source.list(&job.source.path).await?;
+    let mut todo: Vec<SourceFile> = Vec::new();
+    while let Some(item) = items.recv().await {
+        match item {
+            ListItem::Symlink(_) => result.files.symlinks_skipped += 1,
+            ListItem::Error(path, e) => {
+                result.files.failed += 1;
+                result.errors.push(FileError::new(Some(path), &e));
+            }
+            ListItem::File(f) if !p.filter.matches(&f.path) => result.files.excluded += 1,
+            ListItem::File(f) => {
+                let unchanged = job.options.compare == CompareMode::SizeMtime
+                    && existing
+                        .get(&f.path)
+                        .is_some_and(|r| r.size == f.size && r.source_mtime == Some(f.mtime));
+                if unchanged {
+                    result.files.found += 1;
+                    result.files.skipped += 1;
+                    result.bytes.skipped += f.size;
+                } else {
+                    todo.push(f);
+                }
+            }
+        }
+    }
+    let bytes: u64 = todo.iter().map(|f| f.size).sum();
+    let options = &job.options;
+    if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
+        // One part's worth: copy it here (the engine counts these files).
+        let left = transfer::copy(
+            p.source.clone(),
+            p.dest.clone(),
+            &job.source.path,
+            Input::Files(todo),
+            Some(existing),
+            &p.filter,
+            options,
+            ctx.progress.clone(),
+            ctx.deadline,
+            result,
+        )
+        .await?;
+        if !left.is_empty() {
+            // Out of time: the rest becomes a run of one part.
+            let run_id = new_run_id(job);
+            result.run = Some(RunReport {
+                run_id: run_id.clone(),
+                parts: 1,
+                complete: false,
+                summary: None,
+            });
+            let spec = part_spec(p, &run_id, 0, 1, &left, "").await?;
+            result.follow_up.push(part_message(job, spec)?);
+        }
+        return Ok(());
+    }
+
+    let slices = split(
+        &todo,
+        options.part_max_files as usize,
+        options.part_max_bytes.bytes(),
+    );
+    let run_id = new_run_id(job);
+    let count = slices.len() as u32;
+    p.dest
+        .put_state(
+            &format!("runs/{run_id}/plan.json"),
+            json(&serde_json::json!({
+                "job_id": job.job_id, "run_id": run_id, "parts": count,
+                "files": todo.len(), "bytes": bytes, "planned_at_unix_ms": now_ms() as u64,
+            }))?,
+        )
+        .await?;
+    for (index, slice) in slices.iter().enumerate() {
+        let spec = part_spec(p, &run_id, index as u32, count, slice, "").await?;
+        result.follow_up.push(part_message(job, spec)?);
+    }
+    result.files.found += todo.len() as u64;
+    result.run = Some(RunReport {
+        run_id: run_id.clone(),
+        parts: count,
+        complete: false,
+        summary: None,
+    });
+    tracing::info!(job_id = %job.job_id, %run_id, parts = count, files = todo.len(), bytes, "job planned");
+    Ok(())
+}
+
+fn new_run_id(job: &BackupJob) -> String {
+    let id: String = job.job_id.chars().take(100).collect();
+    format!("{id}-{}", now_ms())
+}
+
+/// Greedy split: consecutive files (the listing keeps directories together) up to the limits.
+fn split(files: &[SourceFile], max_files: usize, max_bytes: u64) -> Vec<Vec<SourceFile>> {
+    let mut parts: Vec<Vec<SourceFile>> = Vec::new();
+    let mut bytes = 0;
+    for f in files {
+        let full = parts
+            .last()
+            .is_none_or(|p| p.len() >= max_files || (bytes + f.size > max_bytes && !p.is_empty()));
+        if full {
+            parts.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += f.size;
+        if let Some(p) = parts.last_mut() {
+            p.push(f.clone());
+        }
+    }
+    parts
+}
+
+/// A part's spec: its files inline, or stored beside the data when the list is long.
+async fn part_spec(
+    p: &Prepared,
+    run_id: &str,
+    index: u32,
+    count: u32,
+    files: &[SourceFile],
+    tag: &str,
+) -> Result<PartSpec> {
+    let list: Vec<PartFile> = files.iter().map(to_part).collect();
+    let inline = json(&list)?;
+    let mut spec = PartSpec {
+        run_id: run_id.to_string(),
+        index,
+        count,
+        files: Vec::new(),
+        manifest: None,
+    };
+    if inline.len() <= INLINE_LIMIT {
+        spec.files = list;
+    } else {
+        let name = format!("runs/{run_id}/part-{index}{tag}.files.json");
+        p.dest.put_state(&name, inline).await?;
+        spec.manifest = Some(name);
+    }
+    Ok(spec)
+}
+
+fn part_message(job: &BackupJob, spec: PartSpec) -> Result<String> {
+    let mut part_job = job.clone();
+    part_job.part = Some(spec);
+    serde_json::to_string(&JobMessage::Backup(part_job))
+        .map_err(|e| Error::Internal(format!("cannot serialise a part message: {e}")))
+}
+
+/// Copy one part; hand back what the deadline leaves; when the part is done, record it, and
+/// if it was the last one, write the run's summary.
+pub async fn run_part(
+    job: &BackupJob,
+    part: &PartSpec,
+    p: &Prepared,
+    ctx: &Run<'_>,
+    result: &mut JobResult,
+) -> Result<()> {
+    result.part = Some(PartReport {
+        run_id: part.run_id.clone(),
+        index: part.index,
+        count: part.count,
+    });
+    let files: Vec<PartFile> = match &part.manifest {
+        None => part.files.clone(),
+        Some(name) => {
+            let data = p.dest.get_state(name).await?.ok_or_else(|| {
+                Error::Internal(format!("the part list {name} is missing beside the data"))
+            })?;
+            serde_json::from_slice(&data)
+                .map_err(|e| Error::Internal(format!("the part list {name} is unreadable: {e}")))?
+        }
+    };
+    let left = transfer::copy(
+        p.source.clone(),
+        p.dest.clone(),
+        &job.source.path,
+        Input::Files(files.into_iter().map(to_source).collect()),
+        None,
+        &p.filter,
+        &job.options,
+        ctx.progress.clone(),
+        ctx.deadline,
+        result,
+    )
+    .await?;
+    let run = &part.run_id;
+    let counts = PartCounts {
+        files: result.files.clone(),
+        bytes: result.bytes.clone(),
+        errors: result.errors.clone(),
+    };
+    if !left.is_empty() {
+        let tag = format!(".rest-{}", now_ms());
+        p.dest
+            .put_state(
+                &format!("runs/{run}/partial/{}-{}.json", part.index, now_ms()),
+                json(&counts)?,
+            )
+            .await?;
+        let spec = part_spec(p, run, part.index, part.count, &left, &tag).await?;
+        result.follow_up.push(part_message(job, spec)?);
+        tracing::info!(run_id = %run, part = part.index, left = left.len(), "part handed back before the deadline");
+        return Ok(());
+    }
+    p.dest
+        .put_state(
+            &format!("runs/{run}/parts/{}.json", part.index),
+            json(&counts)?,
+        )
+        .await?;
+    let done = p.dest.list_state(&format!("runs/{run}/parts")).await?;
+    let complete = done.len() as u32 >= part.count;
+    let mut report = RunReport {
+        run_id: run.clone(),
+        parts: part.count,
+        complete,
+        summary: None,
+    };
+    if complete {
+        let name = format!("runs/{run}/summary.json");
+        let summary = summarise(job, part, p, &done).await?;
+        p.dest.put_state(&name, json(&summary)?).await?;
+        tracing::info!(run_id = %run, parts = part.count, copied = summary.files.copied, failed = summary.files.failed, "job complete");
+        report.summary = Some(format!(".backup-worker/{name}"));
+    }
+    result.run = Some(report);
+    Ok(())
+}
+
+async fn summarise(
+    job: &BackupJob,
+    part: &PartSpec,
+    p: &Prepared,
+    done: &[String],
+) -> Result<Summary> {
+    let run = &part.run_id;
+    let mut total = Summary {
+        job_id: job.job_id.clone(),
+        run_id: run.clone(),
+        parts: part.count,
+        complete: true,
+        files: FileCounts::default(),
+        bytes: ByteCounts::default(),
+        errors: Vec::new(),
+    };
+    let partial = p.dest.list_state(&format!("runs/{run}/partial")).await?;
+    let names = done
+        .iter()
+        .map(|n| format!("runs/{run}/parts/{n}"))
+        .chain(partial.iter().map(|n| format!("runs/{run}/partial/{n}")));
+    for name in names {
+        let Some(data) = p.dest.get_state(&name).await? else {
+            continue;
+        };
+        let c: PartCounts = serde_json::from_slice(&data)
+            .map_err(|e| Error::Internal(format!("{name} is unreadable: {e}")))?;
+        total.files.found += c.files.found;
+        total.files.copied += c.files.copied;
+        total.files.skipped += c.files.skipped;
+        total.files.failed += c.files.failed;
+        total.bytes.copied += c.bytes.copied;
+        total.bytes.skipped += c.bytes.skipped;
+        total.errors.extend(c.errors);
+    }
+    total.errors.truncate(SUMMARY_ERRORS);
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(sizes: &[u64]) -> Vec<SourceFile> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SourceFile {
+                path: format!("f{i}"),
+                size: *s,
+                mtime: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_respects_both_limits() {
+        let parts = split(&files(&[1, 1, 1, 1, 1]), 2, 100);
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        let parts = split(&files(&[60, 60, 10, 200]), 10, 100);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 2, 1],
+            "a file bigger than the limit gets a part of its own"
+        );
+        assert!(split(&[], 10, 10).is_empty());
+    }
+}

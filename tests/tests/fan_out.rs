@@ -1,0 +1,247 @@
+//! Big jobs on a queue, driven in-process with a plain VecDeque as the queue: planning into
+//! parts, part lists stored beside the data, duplicate deliveries, hand-back before a deadline,
+//! and the summary the last part writes. (The same messages go through real SQS in
+//! functions/local/tests/poll.rs.)
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use backup_common::job::{self, Run};
+use backup_common::result::{JobResult, JobStatus};
+use harness::stack::{write_file, Stack};
+use serde_json::Value;
+
+fn message(src: &std::path::Path, dest: &str, options: &str) -> String {
+    format!(
+        r#"{{"kind": "backup", "job_id": "big-job", "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {dest}, "options": {options}}}"#,
+        src.display()
+    )
+}
+
+/// Run messages until the queue is empty; returns every result in order.
+async fn drain(stack: &Stack, first: String, duplicate_first_part: bool) -> Vec<JobResult> {
+    let profiles = stack.profiles();
+    let mut queue = VecDeque::from([first]);
+    let mut results = Vec::new();
+    let mut duplicated = !duplicate_first_part;
+    while let Some(msg) = queue.pop_front() {
+        let result = job::run_message(
+            &msg,
+            &Run::on_queue(&profiles, None, Duration::from_secs(60)),
+        )
+        .await;
+        if !duplicated && result.part.is_some() {
+            // At-least-once delivery: the same part arrives twice.
+            queue.push_back(msg.clone());
+            duplicated = true;
+        }
+        queue.extend(result.follow_up.iter().cloned());
+        results.push(result);
+    }
+    results
+}
+
+fn data_blobs(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| !n.contains(".backup-worker/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_big_job_is_planned_into_parts_and_summarised_once_all_are_done() {
+    let stack = Stack::start();
+    stack.azurite.create_container("fan").await;
+    let src = stack.source_dir("fan");
+    for i in 0..10 {
+        write_file(
+            &src,
+            &format!("d{}/f{i}.txt", i % 3),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let first = message(
+        &src,
+        r#"{"storage": "archive", "container": "fan", "prefix": "p"}"#,
+        r#"{"part_max_files": 3}"#,
+    );
+    let results = drain(&stack, first, true).await;
+
+    let planned = &results[0];
+    assert_eq!(planned.status, JobStatus::Planned, "{planned:#?}");
+    let run = planned.run.clone().unwrap();
+    assert_eq!((run.parts, planned.follow_up.len()), (4, 4));
+    assert_eq!(planned.files.copied, 0, "the planner copies nothing");
+
+    let parts: Vec<&JobResult> = results[1..].iter().collect();
+    assert_eq!(parts.len(), 5, "four parts, one delivered twice");
+    assert!(
+        parts
+            .iter()
+            .all(|r| r.status == JobStatus::Succeeded
+                && r.part.as_ref().unwrap().run_id == run.run_id)
+    );
+    let complete: Vec<&&JobResult> = parts
+        .iter()
+        .filter(|r| r.run.as_ref().is_some_and(|r| r.complete))
+        .collect();
+    assert!(!complete.is_empty(), "the last part saw every part done");
+
+    // Every file exactly once, and a summary with the totals.
+    let mut expected: Vec<String> = (0..10).map(|i| format!("p/d{}/f{i}.txt", i % 3)).collect();
+    expected.sort();
+    assert_eq!(data_blobs(stack.azurite.list("fan").await), expected);
+    let summary: Value = serde_json::from_slice(
+        &stack
+            .azurite
+            .read(
+                "fan",
+                &format!("p/.backup-worker/runs/{}/summary.json", run.run_id),
+            )
+            .await,
+    )
+    .unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["parts"], 4);
+    assert_eq!(
+        summary["files"]["copied"].as_u64().unwrap()
+            + summary["files"]["skipped"].as_u64().unwrap(),
+        10
+    );
+    assert_eq!(summary["files"]["failed"], 0);
+
+    // A later run of the same job finds nothing to do and plans nothing.
+    let again = drain(
+        &stack,
+        message(
+            &src,
+            r#"{"storage": "archive", "container": "fan", "prefix": "p"}"#,
+            r#"{"part_max_files": 3}"#,
+        ),
+        false,
+    )
+    .await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].status, again[0].files.skipped),
+        (JobStatus::Succeeded, 10)
+    );
+}
+
+#[tokio::test]
+async fn long_part_lists_are_stored_beside_the_data() {
+    let stack = Stack::start();
+    stack.azurite.create_container("manifest").await;
+    let src = stack.source_dir("manifest");
+    let long = "n".repeat(180);
+    for i in 0..300 {
+        write_file(&src, &format!("{long}-{i:04}.txt"), b"x");
+    }
+    let first = message(
+        &src,
+        r#"{"storage": "archive", "container": "manifest"}"#,
+        r#"{"part_max_files": 200}"#,
+    );
+    let results = drain(&stack, first, false).await;
+    let messages: Vec<Value> = results[0]
+        .follow_up
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[0]["part"]["manifest"].is_string(),
+        "200 long names do not fit a message"
+    );
+    assert!(messages[1]["part"]["files"].is_array(), "100 do");
+    assert!(
+        results[0].follow_up.iter().all(|m| m.len() < 48 * 1024),
+        "every message fits Azure Queue"
+    );
+    assert_eq!(data_blobs(stack.azurite.list("manifest").await).len(), 300);
+    assert!(results.last().unwrap().run.as_ref().unwrap().complete);
+}
+
+#[tokio::test]
+async fn a_part_handed_back_at_its_deadline_finishes_in_the_next_invocation() {
+    let stack = Stack::start();
+    stack.azurite.create_container("deadline").await;
+    let src = stack.source_dir("deadline");
+    for i in 0..4 {
+        write_file(&src, &format!("f{i}.txt"), b"data");
+    }
+    let profiles = stack.profiles();
+    let first = message(
+        &src,
+        r#"{"storage": "archive", "container": "deadline"}"#,
+        r#"{"part_max_files": 2}"#,
+    );
+    let planned = job::run_message(
+        &first,
+        &Run::on_queue(&profiles, None, Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(planned.follow_up.len(), 2);
+
+    // An invocation already inside its margin takes no file and hands the part back whole.
+    let part = &planned.follow_up[0];
+    let short = Run::on_queue(
+        &profiles,
+        Some(Instant::now() + Duration::from_secs(5)),
+        Duration::from_secs(30),
+    );
+    let handed = job::run_message(part, &short).await;
+    assert_eq!(handed.status, JobStatus::Continued, "{handed:#?}");
+    assert_eq!((handed.files.copied, handed.follow_up.len()), (0, 1));
+    let rest: Value = serde_json::from_str(&handed.follow_up[0]).unwrap();
+    assert_eq!(rest["part"]["files"].as_array().unwrap().len(), 2);
+
+    // The next invocation has time and finishes it; the other part completes the run.
+    let finished = job::run_message(
+        &handed.follow_up[0],
+        &Run::on_queue(&profiles, None, Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(
+        (finished.status, finished.files.copied),
+        (JobStatus::Succeeded, 2)
+    );
+    let last = job::run_message(
+        &planned.follow_up[1],
+        &Run::on_queue(&profiles, None, Duration::from_secs(60)),
+    )
+    .await;
+    assert!(last.run.unwrap().complete);
+    assert_eq!(data_blobs(stack.azurite.list("deadline").await).len(), 4);
+}
+
+#[tokio::test]
+async fn fan_out_works_into_azure_files_too() {
+    let stack = Stack::start();
+    stack.files.create_share("fanshare");
+    let src = stack.source_dir("fanfiles");
+    for i in 0..7 {
+        write_file(&src, &format!("dir/f{i}.txt"), format!("{i}").as_bytes());
+    }
+    let first = message(
+        &src,
+        r#"{"storage": "fileshare", "share": "fanshare", "prefix": "nas"}"#,
+        r#"{"part_max_files": 3}"#,
+    );
+    let results = drain(&stack, first, true).await;
+    assert_eq!(results[0].status, JobStatus::Planned);
+    assert!(
+        results.last().unwrap().run.as_ref().unwrap().complete,
+        "{:#?}",
+        results.last()
+    );
+    let files = stack.files.files("fanshare");
+    let data: Vec<&String> = files
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !n.contains(".backup-worker/"))
+        .collect();
+    assert_eq!(data.len(), 7);
+    assert!(files.iter().any(|(n, _)| n.ends_with("summary.json")));
+}
