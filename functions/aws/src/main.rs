@@ -6,12 +6,15 @@
 //!   `BACKUP_PLAN_FILE`) becomes job messages on `BACKUP_QUEUE_URL`.
 //!
 //! Every result is logged as JSON and, when `BACKUP_RESULTS_QUEUE_URL` is set, sent there.
+//! With `BACKUP_QUEUE_URL` set, big jobs fan out: their parts, and whatever a part could not
+//! finish `BACKUP_HANDOFF_MARGIN_SECS` (60) before the invocation's deadline, go on that queue.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use backup_common::config::Profiles;
 use backup_common::plan::Plan;
-use backup_common::transfer::Progress;
 use backup_common::{job, result::JobResult};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
@@ -19,6 +22,7 @@ use tracing::Instrument;
 
 struct App {
     profiles: Profiles,
+    handoff_margin: Duration,
     sqs: Option<aws_sdk_sqs::Client>,
     job_queue: Option<String>,
     results_queue: Option<String>,
@@ -43,8 +47,13 @@ async fn main() -> Result<(), Error> {
         )),
         false => None,
     };
+    let margin = std::env::var("BACKUP_HANDOFF_MARGIN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     let app = App {
         profiles: Profiles::from_env()?,
+        handoff_margin: Duration::from_secs(margin),
         sqs,
         job_queue,
         results_queue,
@@ -55,7 +64,8 @@ async fn main() -> Result<(), Error> {
 async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     if event.payload.get("Records").is_some() {
         let batch: SqsEvent = serde_json::from_value(event.payload)?;
-        return Ok(serde_json::to_value(on_sqs(app, batch).await)?);
+        let deadline = deadline_instant(event.context.deadline);
+        return Ok(serde_json::to_value(on_sqs(app, batch, deadline).await)?);
     }
     if event.payload.get("detail-type").is_some() || event.payload.get("plan").is_some() {
         return on_schedule(app).await;
@@ -63,15 +73,31 @@ async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> {
     Err("unrecognised event: expected an SQS event or a scheduled event".into())
 }
 
-async fn on_sqs(app: &App, batch: SqsEvent) -> SqsBatchResponse {
+/// Lambda gives the deadline as Unix milliseconds.
+fn deadline_instant(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+async fn on_sqs(app: &App, batch: SqsEvent, deadline: Instant) -> SqsBatchResponse {
     let jobs = batch.records.into_iter().map(|record| async move {
         let id = record.message_id.unwrap_or_default();
         let text = record.body.unwrap_or_default();
-        let result = job::run_text(&text, &app.profiles, Progress::new())
+        let mut run = job::Run::on_queue(&app.profiles, Some(deadline), app.handoff_margin);
+        run.fan_out = app.job_queue.is_some();
+        let result = job::run_message(&text, &run)
             .instrument(tracing::info_span!("message", message_id = %id))
             .await;
         report(app, &result).await;
-        (id, result.needs_redelivery())
+        // Parts and hand-backs must reach the queue, or the record is delivered again.
+        let enqueued = enqueue(app, &result.follow_up).await;
+        if let Err(e) = &enqueued {
+            tracing::error!(error = %e, "cannot enqueue follow-up messages");
+        }
+        (id, result.needs_redelivery() || enqueued.is_err())
     });
     let mut response = SqsBatchResponse::default();
     for (id, failed) in futures::future::join_all(jobs).await {
@@ -86,18 +112,26 @@ async fn on_sqs(app: &App, batch: SqsEvent) -> SqsBatchResponse {
 
 async fn on_schedule(app: &App) -> Result<Value, Error> {
     let plan = Plan::from_env()?;
+    enqueue(app, &plan.jobs).await?;
+    tracing::info!(enqueued = plan.jobs.len(), "backup plan enqueued");
+    Ok(json!({ "enqueued": plan.jobs.len() }))
+}
+
+/// Put messages on the job queue, ten at a time.
+async fn enqueue(app: &App, messages: &[String]) -> Result<(), Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
     let (Some(sqs), Some(queue)) = (&app.sqs, &app.job_queue) else {
-        return Err(
-            "BACKUP_QUEUE_URL is not set: the schedule has nowhere to put the plan's jobs".into(),
-        );
+        return Err("BACKUP_QUEUE_URL is not set: there is no job queue to put messages on".into());
     };
-    for (n, chunk) in plan.jobs.chunks(10).enumerate() {
+    for (n, chunk) in messages.chunks(10).enumerate() {
         let entries = chunk
             .iter()
             .enumerate()
             .map(|(i, body)| {
                 SendMessageBatchRequestEntry::builder()
-                    .id(format!("job{}", n * 10 + i))
+                    .id(format!("m{}", n * 10 + i))
                     .message_body(body)
                     .build()
             })
@@ -110,15 +144,14 @@ async fn on_schedule(app: &App) -> Result<Value, Error> {
             .await?;
         if let Some(failed) = sent.failed.first() {
             return Err(format!(
-                "the queue refused job {}: {}",
+                "the queue refused message {}: {}",
                 failed.id,
                 failed.message.clone().unwrap_or_default()
             )
             .into());
         }
     }
-    tracing::info!(enqueued = plan.jobs.len(), "backup plan enqueued");
-    Ok(json!({ "enqueued": plan.jobs.len() }))
+    Ok(())
 }
 
 /// Log the result; send it to the results queue when there is one (a failure there is logged,

@@ -194,3 +194,66 @@ async fn a_bad_plan_fails_the_scheduled_invocation_by_name() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_job_fans_out_over_the_job_queue() {
+    let stack = Stack::start();
+    let moto = Moto::start();
+    let sqs = sqs_client(&moto).await;
+    let jobs = sqs
+        .create_queue()
+        .queue_name("jobs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    stack.azurite.create_container("lambdafan").await;
+    let src = stack.source_dir("lambdafan");
+    for i in 0..6 {
+        write_file(&src, &format!("f{i}.bin"), format!("{i}").as_bytes());
+    }
+    let api = RuntimeApi::start();
+    let mut env: Vec<(String, String)> = stack.vars().into_iter().collect();
+    env.extend(moto.aws_env());
+    env.push(("BACKUP_QUEUE_URL".into(), jobs.clone()));
+    env.push(("BACKUP_HANDOFF_MARGIN_SECS".into(), "5".into()));
+    let _function = start_function(&api, env);
+    let job = json!({"kind": "backup", "job_id": "lambda-big", "source": {"storage": "office_nas", "path": src},
+        "destination": {"storage": "archive", "container": "lambdafan"}, "options": {"part_max_files": 2}});
+    let event = |bodies: Vec<String>| {
+        json!({"Records": bodies.iter().enumerate().map(|(i, b)| json!({
+            "messageId": format!("m{i}"), "body": b, "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
+        })).collect::<Vec<_>>()})
+    };
+    // The plan: no failures, three parts on the queue.
+    let id = api.invoke(&event(vec![job.to_string()]), 60_000);
+    assert_eq!(
+        api.outcome(&id, Duration::from_secs(60)),
+        Outcome::Response(json!({"batchItemFailures": []}))
+    );
+    let parts = drain(&sqs, &jobs, 3).await;
+    assert_eq!(parts.len(), 3);
+    // The parts, as SQS would deliver them.
+    let id = api.invoke(&event(parts), 60_000);
+    assert_eq!(
+        api.outcome(&id, Duration::from_secs(60)),
+        Outcome::Response(json!({"batchItemFailures": []}))
+    );
+    let data: Vec<String> = stack
+        .azurite
+        .list("lambdafan")
+        .await
+        .into_iter()
+        .filter(|n| !n.starts_with(".backup-worker/"))
+        .collect();
+    assert_eq!(
+        data,
+        ["f0.bin", "f1.bin", "f2.bin", "f3.bin", "f4.bin", "f5.bin"]
+    );
+    let names = stack.azurite.list("lambdafan").await;
+    assert!(
+        names.iter().any(|n| n.ends_with("/summary.json")),
+        "{names:?}"
+    );
+}

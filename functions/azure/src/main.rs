@@ -3,13 +3,17 @@
 //! function.json files):
 //! - `POST /backup-queue` (queueTrigger `message`): run the job; a job that should be retried
 //!   answers 500, so the host redelivers it and, after `maxDequeueCount`, moves it to the poison
-//!   queue. The result goes to the `result` queue output binding and to the log.
+//!   queue. The result goes to the `result` queue output binding and to the log. Big jobs fan
+//!   out: parts, and what a part could not finish before `BACKUP_FUNCTION_TIMEOUT_SECS` (600,
+//!   host.json's functionTimeout) minus `BACKUP_HANDOFF_MARGIN_SECS` (60), go to the `jobs`
+//!   queue output binding.
 //! - `POST /backup-schedule` (timerTrigger): the backup plan becomes job messages through the
 //!   `jobs` queue output binding (the host enqueues them, base64 as the trigger expects).
 
 mod payload;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,7 +22,6 @@ use axum::{Json, Router};
 use backup_common::config::Profiles;
 use backup_common::job;
 use backup_common::plan::Plan;
-use backup_common::transfer::Progress;
 use payload::Invocation;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -53,7 +56,16 @@ async fn on_queue(
 ) -> (StatusCode, Json<Value>) {
     let id = invocation.message_id();
     let text = invocation.message_text("message").unwrap_or_default();
-    let result = job::run_text(&text, &profiles, Progress::new())
+    let secs = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let timeout = Duration::from_secs(secs("BACKUP_FUNCTION_TIMEOUT_SECS", 600));
+    let margin = Duration::from_secs(secs("BACKUP_HANDOFF_MARGIN_SECS", 60));
+    let run = job::Run::on_queue(&profiles, Some(Instant::now() + timeout), margin);
+    let result = job::run_message(&text, &run)
         .instrument(tracing::info_span!("message", message_id = %id))
         .await;
     let result_json = serde_json::to_value(&result).unwrap_or_default();
@@ -69,7 +81,7 @@ async fn on_queue(
         StatusCode::OK
     };
     let body = json!({
-        "Outputs": { "result": result_json.to_string() },
+        "Outputs": { "result": result_json.to_string(), "jobs": result.follow_up },
         "Logs": [summary],
         "ReturnValue": result_json,
     });

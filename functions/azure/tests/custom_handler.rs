@@ -142,3 +142,42 @@ async fn the_timer_turns_the_plan_into_queue_outputs() {
         "{answer:#}"
     );
 }
+
+#[tokio::test]
+async fn a_big_job_fans_out_through_the_jobs_output_binding() {
+    let stack = Stack::start();
+    stack.azurite.create_container("fanout").await;
+    let src = stack.source_dir("azfan");
+    for i in 0..5 {
+        write_file(&src, &format!("f{i}.txt"), b"x");
+    }
+    let handler = Handler::start(stack.vars().into_iter().collect());
+    let job = json!({"kind": "backup", "job_id": "az-big", "source": {"storage": "office_nas", "path": src},
+        "destination": {"storage": "archive", "container": "fanout"}, "options": {"part_max_files": 2}});
+    // What the host does: deliver a message, enqueue the function's `jobs` outputs, repeat.
+    let mut queue = vec![job.to_string()];
+    let mut answers = Vec::new();
+    while let Some(message) = queue.pop() {
+        let invocation =
+            json!({"Data": {"message": message}, "Metadata": {"Id": "x", "DequeueCount": 1}});
+        let (status, answer) = handler.post("backup-queue", &invocation).await;
+        assert_eq!(status, 200, "{answer:#}");
+        for next in answer["Outputs"]["jobs"].as_array().unwrap() {
+            queue.push(next.as_str().unwrap().to_string());
+        }
+        answers.push(answer);
+    }
+    assert_eq!(answers[0]["ReturnValue"]["status"], "planned");
+    assert_eq!(answers.len(), 4, "the plan and three parts");
+    assert!(answers
+        .iter()
+        .any(|a| a["ReturnValue"]["run"]["complete"] == true));
+    let data: Vec<String> = stack
+        .azurite
+        .list("fanout")
+        .await
+        .into_iter()
+        .filter(|n| !n.starts_with(".backup-worker/"))
+        .collect();
+    assert_eq!(data, ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt"]);
+}
