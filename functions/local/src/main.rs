@@ -2,6 +2,8 @@
 //!
 //!   backup-worker run <message.json>     (or `-`/nothing for stdin)
 //!   backup-worker schema                 print the job message JSON Schema
+//!   backup-worker poll --sqs QUEUE_URL [--workers N] [--visibility SECS] [--exit-when-idle SECS]
+//!                                        work a job queue (big jobs fan out over it)
 //!
 //! The job result goes to stdout as JSON; logs go to stderr (JSON unless stderr is a terminal).
 //! `BACKUP_PROGRESS_INTERVAL_SECS` sets how often progress is logged (default 10).
@@ -17,7 +19,9 @@ use backup_common::job;
 use backup_common::transfer::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 
-const USAGE: &str = "usage: backup-worker run [MESSAGE.json | -]\n       backup-worker schema";
+mod poll;
+
+const USAGE: &str = "usage: backup-worker run [MESSAGE.json | -]\n       backup-worker schema\n       backup-worker poll --sqs QUEUE_URL [--workers N] [--visibility SECS] [--exit-when-idle SECS]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,13 @@ fn main() -> anyhow::Result<()> {
             let text = read_message(args.get(1).map(String::as_str))?;
             let code = tokio::runtime::Runtime::new()?.block_on(run(&text))?;
             std::process::exit(code);
+        }
+        Some("poll") => {
+            let options = poll_options(&args[1..])?;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                init_logging();
+                poll::poll(options, Arc::new(Profiles::from_env()?)).await
+            })
         }
         Some("schema") => {
             println!(
@@ -39,6 +50,43 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(64);
         }
     }
+}
+
+fn poll_options(args: &[String]) -> anyhow::Result<poll::PollOptions> {
+    let mut options = poll::PollOptions {
+        queue_url: String::new(),
+        workers: 4,
+        exit_when_idle: None,
+        visibility: Duration::from_secs(60),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let secs = || {
+            value
+                .parse::<f64>()
+                .map(Duration::from_secs_f64)
+                .with_context(|| format!("{flag}: `{value}` is not a number of seconds"))
+        };
+        match flag.as_str() {
+            "--sqs" => options.queue_url = value.clone(),
+            "--workers" => {
+                options.workers = value
+                    .parse()
+                    .with_context(|| format!("--workers: `{value}` is not a number"))?
+            }
+            "--visibility" => options.visibility = secs()?,
+            "--exit-when-idle" => options.exit_when_idle = Some(secs()?),
+            other => anyhow::bail!("unknown option {other}\n{USAGE}"),
+        }
+    }
+    anyhow::ensure!(
+        !options.queue_url.is_empty(),
+        "--sqs QUEUE_URL is required\n{USAGE}"
+    );
+    Ok(options)
 }
 
 fn read_message(arg: Option<&str>) -> anyhow::Result<String> {

@@ -1,0 +1,152 @@
+//! Fan-out over a real queue (SQS by moto) with several worker processes, one of which is
+//! killed (SIGKILL) mid-job: every file still arrives exactly once, byte for byte, and the
+//! run's summary says complete. Prints the fan-out figures.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::moto::Moto;
+use harness::stack::{pattern, write_file, Stack};
+use serde_json::Value;
+
+fn worker(stack: &Stack, moto: &Moto, queue: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_backup-worker"))
+        .args([
+            "poll",
+            "--sqs",
+            queue,
+            "--workers",
+            "2",
+            "--visibility",
+            "4",
+            "--exit-when-idle",
+            "8",
+        ])
+        .envs(stack.vars())
+        .envs(moto.aws_env())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a worker")
+}
+
+fn data(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| !n.starts_with(".backup-worker/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_share_a_big_job_and_survive_one_being_killed() {
+    let stack = Stack::start();
+    let moto = Moto::start();
+    stack.azurite.create_container("pollfan").await;
+    let src = stack.source_dir("pollfan");
+    let files = 36;
+    for i in 0..files {
+        write_file(
+            &src,
+            &format!("d{}/f{i:02}.bin", i % 4),
+            &pattern(512 * 1024, i),
+        );
+    }
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    let sqs = aws_sdk_sqs::Client::from_conf(config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("jobs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let job = serde_json::json!({"kind": "backup", "job_id": "nightly-big",
+        "source": {"storage": "office_nas", "path": src},
+        "destination": {"storage": "archive", "container": "pollfan"},
+        "options": {"part_max_files": 4, "chunk_size": "256KiB", "upload_concurrency": 4}});
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(job.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let mut workers: Vec<Child> = (0..3).map(|_| worker(&stack, &moto, &queue)).collect();
+    // Kill one worker once copying is under way.
+    loop {
+        if data(stack.azurite.list("pollfan").await).len() >= 4 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing was copied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    workers[0].kill().unwrap();
+    workers[0].wait().unwrap();
+    let mut results: Vec<Value> = Vec::new();
+    for w in workers.drain(1..) {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success(), "a worker failed");
+        results.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok()),
+        );
+    }
+    let wall = started.elapsed();
+
+    let mut expected: Vec<String> = (0..files)
+        .map(|i| format!("d{}/f{i:02}.bin", i % 4))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        data(stack.azurite.list("pollfan").await),
+        expected,
+        "every file exactly once"
+    );
+    for i in (0..files).step_by(7) {
+        let name = format!("d{}/f{i:02}.bin", i % 4);
+        assert_eq!(
+            stack.azurite.read("pollfan", &name).await,
+            pattern(512 * 1024, i),
+            "{name}"
+        );
+    }
+    let complete: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["run"]["complete"] == true)
+        .collect();
+    assert!(
+        !complete.is_empty(),
+        "no worker saw the run complete: {results:#?}"
+    );
+    let summary_name = complete[0]["run"]["summary"].as_str().unwrap().to_string();
+    let summary: Value =
+        serde_json::from_slice(&stack.azurite.read("pollfan", &summary_name).await).unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["files"]["failed"], 0);
+    assert_eq!(
+        summary["files"]["copied"].as_u64().unwrap()
+            + summary["files"]["skipped"].as_u64().unwrap(),
+        files
+    );
+    println!(
+        "fan-out: {files} files ({} MiB), {} parts, 3 worker processes x 2 (one killed), wall {:.1} s, {} messages handled by the survivors",
+        files / 2,
+        summary["parts"],
+        wall.as_secs_f64(),
+        results.len()
+    );
+}
