@@ -201,3 +201,99 @@ impl Drop for Azurite {
         let _ = self.child.wait();
     }
 }
+
+/// Azurite's Queue service on its own free port, with a client to set queues up.
+pub struct AzuriteQueue {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl AzuriteQueue {
+    pub fn start() -> AzuriteQueue {
+        let bin = repo_root().join(".tools/node_modules/.bin/azurite-queue");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `./dev install`",
+            bin.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("azurite-queue-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
+            .args([
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite-queue");
+        wait_for_port(port, "azurite-queue", Duration::from_secs(30));
+        AzuriteQueue {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn queue_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{ACCOUNT}/{name}", self.port)
+    }
+
+    fn client(&self, name: &str) -> azure_storage_queue::QueueClient {
+        let account = AccountConfig {
+            storage: "test".into(),
+            account: ACCOUNT.into(),
+            endpoint: Url::parse(&format!("http://127.0.0.1:{}/{ACCOUNT}/", self.port))
+                .expect("url"),
+            auth: AzureAuth::SharedKey {
+                key: Secret::new(AZURITE_KEY),
+            },
+            sas_resource: None,
+        };
+        let options = azure_storage_queue::QueueClientOptions {
+            client_options: ClientOptions {
+                per_try_policies: vec![Arc::new(SigningPolicy::new(&account))],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        azure_storage_queue::QueueClient::new(
+            Url::parse(&self.queue_url(name)).expect("url"),
+            None,
+            Some(options),
+        )
+        .expect("queue client")
+    }
+
+    pub async fn create(&self, name: &str) {
+        self.client(name).create(None).await.expect("create queue");
+    }
+
+    /// Enqueue `text` base64-encoded, as the Functions queue trigger expects.
+    pub async fn send(&self, name: &str, text: &str) {
+        use base64::Engine;
+        let message = azure_storage_queue::models::QueueMessage {
+            message_text: Some(base64::engine::general_purpose::STANDARD.encode(text)),
+        };
+        self.client(name)
+            .send_message(message.try_into().expect("message"), None)
+            .await
+            .expect("send message");
+    }
+}
+
+impl Drop for AzuriteQueue {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

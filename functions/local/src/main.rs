@@ -2,7 +2,8 @@
 //!
 //!   backup-worker run <message.json>     (or `-`/nothing for stdin)
 //!   backup-worker schema                 print the job message JSON Schema
-//!   backup-worker poll --sqs QUEUE_URL [--workers N] [--visibility SECS] [--exit-when-idle SECS]
+//!   backup-worker poll (--sqs QUEUE_URL | --azure-queue QUEUE_URL --credentials STORAGE)
+//!                      [--workers N] [--visibility SECS] [--exit-when-idle SECS]
 //!                                        work a job queue (big jobs fan out over it)
 //!
 //! The job result goes to stdout as JSON; logs go to stderr (JSON unless stderr is a terminal).
@@ -21,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 mod poll;
 
-const USAGE: &str = "usage: backup-worker run [MESSAGE.json | -]\n       backup-worker schema\n       backup-worker poll --sqs QUEUE_URL [--workers N] [--visibility SECS] [--exit-when-idle SECS]";
+const USAGE: &str = "usage: backup-worker run [MESSAGE.json | -]\n       backup-worker schema\n       backup-worker poll (--sqs QUEUE_URL | --azure-queue QUEUE_URL --credentials STORAGE) [--workers N] [--visibility SECS] [--exit-when-idle SECS]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,8 +54,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn poll_options(args: &[String]) -> anyhow::Result<poll::PollOptions> {
+    let (mut sqs, mut azure, mut credentials) = (None, None, None);
     let mut options = poll::PollOptions {
-        queue_url: String::new(),
+        queue: poll::QueueSpec::Sqs { url: String::new() },
         workers: 4,
         exit_when_idle: None,
         visibility: Duration::from_secs(60),
@@ -71,7 +73,9 @@ fn poll_options(args: &[String]) -> anyhow::Result<poll::PollOptions> {
                 .with_context(|| format!("{flag}: `{value}` is not a number of seconds"))
         };
         match flag.as_str() {
-            "--sqs" => options.queue_url = value.clone(),
+            "--sqs" => sqs = Some(value.clone()),
+            "--azure-queue" => azure = Some(value.clone()),
+            "--credentials" => credentials = Some(value.clone()),
             "--workers" => {
                 options.workers = value
                     .parse()
@@ -82,10 +86,14 @@ fn poll_options(args: &[String]) -> anyhow::Result<poll::PollOptions> {
             other => anyhow::bail!("unknown option {other}\n{USAGE}"),
         }
     }
-    anyhow::ensure!(
-        !options.queue_url.is_empty(),
-        "--sqs QUEUE_URL is required\n{USAGE}"
-    );
+    options.queue = match (sqs, azure, credentials) {
+        (Some(url), None, None) => poll::QueueSpec::Sqs { url },
+        (None, Some(url), Some(credentials)) => poll::QueueSpec::Azure { url, credentials },
+        (None, Some(_), None) => anyhow::bail!(
+            "--azure-queue needs --credentials STORAGE (a profile with the account key or SAS)\n{USAGE}"
+        ),
+        _ => anyhow::bail!("give one of --sqs or --azure-queue\n{USAGE}"),
+    };
     Ok(options)
 }
 

@@ -1,20 +1,81 @@
-//! Fan-out over a real queue (SQS by moto) with several worker processes, one of which is
-//! killed (SIGKILL) mid-job: every file still arrives exactly once, byte for byte, and the
-//! run's summary says complete. Prints the fan-out figures.
+//! Fan-out over a real queue (SQS by moto, Azure Queue by Azurite) with several worker
+//! processes, one of which is killed (SIGKILL) mid-job: every file still arrives exactly once,
+//! byte for byte, and the run's summary says complete. Prints the fan-out figures.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::azurite::AzuriteQueue;
 use harness::moto::Moto;
 use harness::stack::{pattern, write_file, Stack};
 use serde_json::Value;
 
-fn worker(stack: &Stack, moto: &Moto, queue: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_backup-worker"))
-        .args([
-            "poll",
-            "--sqs",
-            queue,
+/// The queue the workers share.
+enum Queue {
+    Sqs(Moto, aws_sdk_sqs::Client, String),
+    Azure(AzuriteQueue, String),
+}
+
+impl Queue {
+    async fn sqs() -> Queue {
+        let moto = Moto::start();
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url(moto.endpoint())
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+        let url = client
+            .create_queue()
+            .queue_name("jobs")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        Queue::Sqs(moto, client, url)
+    }
+
+    async fn azure() -> Queue {
+        let queue = AzuriteQueue::start();
+        queue.create("backup-jobs").await;
+        let url = queue.queue_url("backup-jobs");
+        Queue::Azure(queue, url)
+    }
+
+    async fn send(&self, text: &str) {
+        match self {
+            Queue::Sqs(_, client, url) => {
+                client
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(text)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Queue::Azure(queue, _) => queue.send("backup-jobs", text).await,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Queue::Sqs(..) => "SQS (moto)",
+            Queue::Azure(..) => "Azure Queue (Azurite)",
+        }
+    }
+
+    fn worker(&self, stack: &Stack) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_backup-worker"));
+        cmd.arg("poll");
+        match self {
+            Queue::Sqs(moto, _, url) => cmd.args(["--sqs", url]).envs(moto.aws_env()),
+            Queue::Azure(_, url) => cmd.args(["--azure-queue", url, "--credentials", "archive"]),
+        };
+        cmd.args([
             "--workers",
             "2",
             "--visibility",
@@ -23,12 +84,12 @@ fn worker(stack: &Stack, moto: &Moto, queue: &str) -> Child {
             "8",
         ])
         .envs(stack.vars())
-        .envs(moto.aws_env())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start a worker")
+    }
 }
 
 fn data(names: Vec<String>) -> Vec<String> {
@@ -39,9 +100,17 @@ fn data(names: Vec<String>) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn workers_share_a_big_job_and_survive_one_being_killed() {
+async fn sqs_workers_share_a_big_job_and_survive_one_being_killed() {
+    fan_out_with_a_killed_worker(Queue::sqs().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_queue_workers_share_a_big_job_and_survive_one_being_killed() {
+    fan_out_with_a_killed_worker(Queue::azure().await).await;
+}
+
+async fn fan_out_with_a_killed_worker(queue: Queue) {
     let stack = Stack::start();
-    let moto = Moto::start();
     stack.azurite.create_container("pollfan").await;
     let src = stack.source_dir("pollfan");
     let files = 36;
@@ -52,36 +121,14 @@ async fn workers_share_a_big_job_and_survive_one_being_killed() {
             &pattern(512 * 1024, i),
         );
     }
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    let sqs = aws_sdk_sqs::Client::from_conf(config);
-    let queue = sqs
-        .create_queue()
-        .queue_name("jobs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
     let job = serde_json::json!({"kind": "backup", "job_id": "nightly-big",
         "source": {"storage": "office_nas", "path": src},
         "destination": {"storage": "archive", "container": "pollfan"},
         "options": {"part_max_files": 4, "chunk_size": "256KiB", "upload_concurrency": 4}});
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body(job.to_string())
-        .send()
-        .await
-        .unwrap();
+    queue.send(&job.to_string()).await;
 
     let started = Instant::now();
-    let mut workers: Vec<Child> = (0..3).map(|_| worker(&stack, &moto, &queue)).collect();
+    let mut workers: Vec<Child> = (0..3).map(|_| queue.worker(&stack)).collect();
     // Kill one worker once copying is under way.
     loop {
         if data(stack.azurite.list("pollfan").await).len() >= 4 {
@@ -143,7 +190,8 @@ async fn workers_share_a_big_job_and_survive_one_being_killed() {
         files
     );
     println!(
-        "fan-out: {files} files ({} MiB), {} parts, 3 worker processes x 2 (one killed), wall {:.1} s, {} messages handled by the survivors",
+        "fan-out on {}: {files} files ({} MiB), {} parts, 3 worker processes x 2 (one killed), wall {:.1} s incl. 8 s idle exit, {} messages handled by the survivors",
+        queue.name(),
         files / 2,
         summary["parts"],
         wall.as_secs_f64(),
