@@ -50,6 +50,11 @@ pub trait Destination: Send + Sync {
         None
     }
 
+    /// A cap on parallel requests the storage's profile sets (Blob's `MAX_CONNECTIONS`).
+    fn max_parallel_requests(&self) -> Option<u32> {
+        None
+    }
+
     /// Whether `path` (relative to the prefix) can be stored under that name.
     fn check_name(&self, _path: &str) -> Result<()> {
         Ok(())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{parts, storages, Run};
 use crate::dest::Destination;
 use crate::error::{Error, Result};
-use crate::message::BackupJob;
+use crate::message::{BackupJob, TransferOptions};
 use crate::result::{FileError, JobResult};
 use crate::source::Source;
 use crate::transfer::{self, Filter, Input};
@@ -16,6 +16,8 @@ pub(super) struct Prepared {
     pub source: Arc<dyn Source>,
     pub dest: Arc<dyn Destination>,
     pub filter: Filter,
+    /// The job's options with the storage's limits applied.
+    pub options: TransferOptions,
 }
 
 pub async fn run(job: &BackupJob, ctx: &Run<'_>) -> JobResult {
@@ -54,7 +56,7 @@ async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
                 Input::Walk,
                 None,
                 &prepared.filter,
-                &job.options,
+                &prepared.options,
                 ctx.progress.clone(),
                 None,
                 result,
@@ -84,9 +86,41 @@ fn prepare(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<Pre
     }
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
     result.destination = Some(dest.describe());
+    let options = cap_concurrency(&job.options, dest.max_parallel_requests());
     Ok(Prepared {
         source,
         dest,
         filter,
+        options,
     })
+}
+
+/// The profile's `MAX_CONNECTIONS` caps the chunks in flight (and so the memory budget too).
+fn cap_concurrency(options: &TransferOptions, max: Option<u32>) -> TransferOptions {
+    let mut capped = options.clone();
+    if let Some(max) = max.filter(|m| *m < options.upload_concurrency) {
+        tracing::info!(
+            upload_concurrency = options.upload_concurrency,
+            max_connections = max,
+            "capped by MAX_CONNECTIONS"
+        );
+        capped.upload_concurrency = max;
+    }
+    capped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_connections_caps_upload_concurrency() {
+        let o = TransferOptions {
+            upload_concurrency: 16,
+            ..Default::default()
+        };
+        assert_eq!(cap_concurrency(&o, Some(5)).upload_concurrency, 5);
+        assert_eq!(cap_concurrency(&o, Some(32)).upload_concurrency, 16);
+        assert_eq!(cap_concurrency(&o, None).upload_concurrency, 16);
+    }
 }

@@ -108,7 +108,7 @@ pub async fn plan(
         }
     }
     let bytes: u64 = todo.iter().map(|f| f.size).sum();
-    let options = &job.options;
+    let options = &p.options;
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
         // One part's worth: copy it here (the engine counts these files).
         let left = transfer::copy(
@@ -261,7 +261,7 @@ pub async fn run_part(
         Input::Files(files.into_iter().map(to_source).collect()),
         None,
         &p.filter,
-        &job.options,
+        &p.options,
         ctx.progress.clone(),
         ctx.deadline,
         result,

@@ -213,6 +213,10 @@ impl Destination for BlobDestination {
         )
     }
 
+    fn max_parallel_requests(&self) -> Option<u32> {
+        self.cfg.max_connections
+    }
+
     async fn check(&self) -> Result<()> {
         // List first: it proves the container exists and listing is allowed, and unlike Get
         // Container Properties it works with a container-level SAS.
