@@ -53,6 +53,9 @@ pub struct FileCounts {
 pub struct ByteCounts {
     pub copied: u64,
     pub skipped: u64,
+    /// Of `copied`, bytes an interrupted earlier attempt had already stored (not sent again).
+    #[serde(default)]
+    pub resumed: u64,
 }
 
 /// An error about one file (or directory), or about the job when `path` is absent.

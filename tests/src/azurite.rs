@@ -151,6 +151,33 @@ impl Azurite {
         body.to_vec()
     }
 
+    /// How many blocks are staged but not committed for `name` (an upload in progress).
+    pub async fn uncommitted_blocks(&self, container: &str, name: &str) -> usize {
+        let mut url = Url::parse(&format!("{}/{container}", self.endpoint())).expect("url");
+        url.path_segments_mut()
+            .expect("base")
+            .extend(name.split('/'));
+        let client = azure_storage_blob::BlockBlobClient::new(
+            url,
+            None,
+            Some(azure_storage_blob::BlockBlobClientOptions {
+                client_options: self.options(),
+                ..Default::default()
+            }),
+        )
+        .expect("client");
+        match client
+            .get_block_list(azure_storage_blob::models::BlockListType::Uncommitted, None)
+            .await
+        {
+            Ok(r) => r
+                .into_model()
+                .map(|l| l.uncommitted_blocks.unwrap_or_default().len())
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
     /// (Content-MD5, metadata) of a blob.
     pub async fn properties(
         &self,

@@ -245,3 +245,82 @@ async fn fan_out_works_into_azure_files_too() {
     assert_eq!(data.len(), 7);
     assert!(files.iter().any(|(n, _)| n.ends_with("summary.json")));
 }
+
+#[tokio::test]
+async fn a_file_too_big_for_one_invocation_is_handed_back_mid_way_and_resumed() {
+    let stack = Stack::start();
+    stack.azurite.create_container("midway").await;
+    let src = stack.source_dir("midway");
+    let path = src.join("huge.bin");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path).unwrap();
+        for i in 0..256 {
+            f.write_all(&harness::stack::pattern(1024 * 1024, i))
+                .unwrap();
+        }
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+    }
+    let meta = std::fs::metadata(&path).unwrap();
+    let mtime = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let part = format!(
+        r#"{{"kind": "backup", "job_id": "midway", "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {{"storage": "archive", "container": "midway"}},
+            "options": {{"chunk_size": "1MiB", "upload_concurrency": 4}},
+            "part": {{"run_id": "midway-1", "index": 0, "count": 1,
+                      "files": [{{"path": "huge.bin", "size": {}, "mtime": {mtime}}}]}}}}"#,
+        src.display(),
+        meta.len()
+    );
+    let profiles = stack.profiles();
+    // 1.5 s before the margin: far too little for 256 MiB, enough to start.
+    let margin = Duration::from_secs(30);
+    let short = Run::on_queue(
+        &profiles,
+        Some(Instant::now() + margin + Duration::from_millis(1500)),
+        margin,
+    );
+    let first = job::run_message(&part, &short).await;
+    assert_eq!(first.status, JobStatus::Continued, "{first:#?}");
+    assert_eq!((first.files.copied, first.follow_up.len()), (0, 1));
+    assert!(
+        stack
+            .azurite
+            .list("midway")
+            .await
+            .iter()
+            .all(|n| n.starts_with(".backup-worker/")),
+        "nothing visible yet"
+    );
+    let staged = stack.azurite.uncommitted_blocks("midway", "huge.bin").await;
+    assert!(
+        staged > 0,
+        "the first invocation staged blocks before handing back"
+    );
+
+    let second =
+        job::run_message(&first.follow_up[0], &Run::on_queue(&profiles, None, margin)).await;
+    assert_eq!(
+        (second.status, second.files.copied),
+        (JobStatus::Succeeded, 1),
+        "{second:#?}"
+    );
+    assert!(
+        second.bytes.resumed >= staged as u64 * 1024 * 1024,
+        "{:?}",
+        second.bytes
+    );
+    assert!(second.run.as_ref().unwrap().complete);
+    let got = stack.azurite.read("midway", "huge.bin").await;
+    assert_eq!(got.len(), 256 * 1024 * 1024);
+    assert!(got
+        .chunks(1024 * 1024)
+        .enumerate()
+        .all(|(i, c)| c == harness::stack::pattern(1024 * 1024, i as u64)));
+}

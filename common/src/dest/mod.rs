@@ -8,7 +8,7 @@ pub mod azure;
 pub mod blob;
 pub mod files;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -77,8 +77,15 @@ pub trait Destination: Send + Sync {
     /// Write a file that fits in one chunk, in as few requests as the service allows.
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()>;
 
-    /// Start a multi-chunk upload of `path`, whose final size is `size`.
-    async fn start_upload(&self, path: &str, size: u64) -> Result<Arc<dyn Upload>>;
+    /// Start a multi-chunk upload of `path`: the source file's `size` and `mtime` name the
+    /// version, `chunk_size` how it is cut (both matter when an earlier attempt is resumed).
+    async fn start_upload(
+        &self,
+        path: &str,
+        size: u64,
+        mtime: i64,
+        chunk_size: u64,
+    ) -> Result<Arc<dyn Upload>>;
 
     // --- the worker's own state, in the reserved folder beside the data ---------------------
     // (`<prefix>/.backup-worker/<name>`): run plans, part manifests, part markers, summaries.
@@ -96,6 +103,17 @@ pub trait Destination: Send + Sync {
 /// A multi-chunk upload in progress. Chunks may be put concurrently and in any order.
 #[async_trait]
 pub trait Upload: Send + Sync {
+    /// Chunks an interrupted earlier attempt at this same version already stored (they need
+    /// not be sent again). Destinations that cannot tell return none.
+    async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
+        Ok(HashSet::new())
+    }
+
+    /// Whether staged chunks survive an interrupted attempt for [`Upload::resumable_chunks`].
+    fn can_resume(&self) -> bool {
+        false
+    }
+
     /// Chunk `index` holds the file's bytes from `offset`.
     async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()>;
     /// Make the file visible under its final name with chunks `0..chunks`.

@@ -344,6 +344,7 @@ async fn summarise(
         total.files.failed += c.files.failed;
         total.bytes.copied += c.bytes.copied;
         total.bytes.skipped += c.bytes.skipped;
+        total.bytes.resumed += c.bytes.resumed;
         total.errors.extend(c.errors);
     }
     total.errors.truncate(SUMMARY_ERRORS);

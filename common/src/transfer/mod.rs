@@ -32,8 +32,13 @@ pub const FILES_IN_FLIGHT: usize = 4;
 const FILE_ATTEMPTS: usize = 2;
 
 enum Outcome {
-    Copied(u64),
+    Copied {
+        bytes: u64,
+        resumed: u64,
+    },
     Unchanged(u64),
+    /// Stopped before the deadline; the file goes back on the queue.
+    HandedBack,
 }
 
 /// What to copy: everything found by walking the root, or a list made earlier (a part).
@@ -97,6 +102,7 @@ pub async fn copy(
         max_stream_size: options.max_stream_size.bytes(),
         budget: Arc::new(Semaphore::new(options.upload_concurrency as usize)),
         progress: progress.clone(),
+        deadline,
     });
     let file_slots = Arc::new(Semaphore::new(FILES_IN_FLIGHT));
     let mut tasks: JoinSet<(SourceFile, Result<Outcome>)> = JoinSet::new();
@@ -158,11 +164,11 @@ pub async fn copy(
             (file, outcome)
         });
         while let Some(done) = tasks.try_join_next() {
-            record(done, result, &progress);
+            left_over.extend(record(done, result, &progress));
         }
     }
     while let Some(done) = tasks.join_next().await {
-        record(done, result, &progress);
+        left_over.extend(record(done, result, &progress));
     }
     Ok(left_over)
 }
@@ -171,16 +177,23 @@ fn unchanged_by_size_mtime(file: &SourceFile, remote: &Option<RemoteFile>) -> bo
     matches!(remote, Some(r) if r.size == file.size && r.source_mtime == Some(file.mtime))
 }
 
+/// Count a finished file; a file handed back before the deadline is returned.
 fn record(
     done: std::result::Result<(SourceFile, Result<Outcome>), tokio::task::JoinError>,
     result: &mut JobResult,
     progress: &Progress,
-) {
+) -> Option<SourceFile> {
     progress.file_finished();
     match done {
-        Ok((_, Ok(Outcome::Copied(n)))) => {
+        Ok((_, Ok(Outcome::Copied { bytes, resumed }))) => {
             result.files.copied += 1;
-            result.bytes.copied += n;
+            result.bytes.copied += bytes;
+            result.bytes.resumed += resumed;
+        }
+        Ok((file, Ok(Outcome::HandedBack))) => {
+            // Counted by the invocation that finishes it.
+            result.files.found = result.files.found.saturating_sub(1);
+            return Some(file);
         }
         Ok((_, Ok(Outcome::Unchanged(n)))) => {
             result.files.skipped += 1;
@@ -199,6 +212,7 @@ fn record(
             ));
         }
     }
+    None
 }
 
 struct FileCopier {
@@ -210,6 +224,7 @@ struct FileCopier {
     /// One permit = one chunk of `chunk_size` bytes in memory.
     budget: Arc<Semaphore>,
     progress: Arc<Progress>,
+    deadline: Option<Deadline>,
 }
 
 impl FileCopier {
@@ -288,22 +303,38 @@ impl FileCopier {
         };
         self.dest.put_small(&file.path, data, &meta).await?;
         self.progress.bytes_acknowledged(file.size);
-        Ok(Outcome::Copied(file.size))
+        Ok(Outcome::Copied {
+            bytes: file.size,
+            resumed: 0,
+        })
     }
 
-    /// A file of several chunks: chunks go up concurrently, the file appears at commit.
+    /// A file of several chunks: chunks go up concurrently, the file appears at commit. Chunks
+    /// an interrupted earlier attempt already stored are read (for the file's MD5) but not sent
+    /// again; near the deadline the file is handed back, its staged chunks kept for the next try.
     async fn copy_chunked(
         &self,
         file: &SourceFile,
         reader: &mut dyn SourceReader,
     ) -> Result<Outcome> {
-        let upload = self.dest.start_upload(&file.path, file.size).await?;
+        let upload = self
+            .dest
+            .start_upload(&file.path, file.size, file.mtime, self.chunk_size as u64)
+            .await?;
+        let resumable = upload.resumable_chunks().await?;
         let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
         let mut whole = Md5::new();
         let mut index: u64 = 0;
         let mut read: u64 = 0;
-        let outcome: Result<()> = async {
+        let mut resumed: u64 = 0;
+        let outcome: Result<bool> = async {
             while read < file.size {
+                if self.deadline_near() {
+                    while let Some(done) = in_flight.join_next().await {
+                        done.map_err(|e| Error::Internal(e.to_string()))??;
+                    }
+                    return Ok(false);
+                }
                 let slot = self.take_slot().await?;
                 let want = (file.size - read).min(self.chunk_size as u64) as usize;
                 let chunk = reader.read_chunk(want).await?;
@@ -311,15 +342,18 @@ impl FileCopier {
                     return Err(self.changed(file, read + chunk.len() as u64));
                 }
                 let offset = read;
-                read += chunk.len() as u64;
+                let len = chunk.len() as u64;
+                read += len;
                 whole.update(&chunk);
+                if resumable.contains(&index) {
+                    drop(slot);
+                    resumed += len;
+                    self.progress.bytes_acknowledged(len);
+                    index += 1;
+                    continue;
+                }
                 let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
-                let (upload, progress, len, i) = (
-                    upload.clone(),
-                    self.progress.clone(),
-                    chunk.len() as u64,
-                    index,
-                );
+                let (upload, progress, i) = (upload.clone(), self.progress.clone(), index);
                 in_flight.spawn(async move {
                     let r = upload.put_chunk(i, offset, chunk, chunk_md5).await;
                     drop(slot);
@@ -343,17 +377,33 @@ impl FileCopier {
                 mtime: file.mtime,
                 md5: whole.clone().finalize().into(),
             };
-            upload.commit(index, &meta).await
+            upload.commit(index, &meta).await?;
+            Ok(true)
         }
         .await;
         match outcome {
-            Ok(()) => Ok(Outcome::Copied(file.size)),
+            Ok(true) => Ok(Outcome::Copied {
+                bytes: file.size,
+                resumed,
+            }),
+            Ok(false) => {
+                tracing::info!(path = %file.path, staged = read, "deadline near: file handed back mid-way");
+                if !upload.can_resume() {
+                    upload.abort().await;
+                }
+                Ok(Outcome::HandedBack)
+            }
             Err(e) => {
                 in_flight.abort_all();
                 upload.abort().await;
                 Err(e)
             }
         }
+    }
+
+    fn deadline_near(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| Instant::now() + d.margin >= d.at)
     }
 
     /// After reading the listed size, the file must be at its end: a file that grew while it

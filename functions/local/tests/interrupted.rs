@@ -75,3 +75,56 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
     );
     assert_eq!(stack.files.files("killed"), [("big.bin".to_string(), data)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_blob_upload_resumes_from_its_staged_blocks() {
+    let stack = Stack::start();
+    stack.azurite.create_container("resume").await;
+    let src = stack.source_dir("resume");
+    let data = pattern(64 * 1024 * 1024, 12);
+    write_file(&src, "big.bin", &data);
+    let message = format!(
+        r#"{{"kind": "backup", "job_id": "r", "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {{"storage": "archive", "container": "resume"}},
+            "options": {{"chunk_size": "256KiB", "upload_concurrency": 2}}}}"#,
+        src.display()
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_backup-worker"));
+    let mut first = harness::runner::spawn(bin, &stack, &message, &[("RUST_LOG", "warn")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stack.azurite.uncommitted_blocks("resume", "big.bin").await < 16 {
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        stack.azurite.list("resume").await.is_empty(),
+        "nothing is visible before commit"
+    );
+
+    let out = harness::runner::run(bin, &stack, &message, &[("RUST_LOG", "warn")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resumed = result["bytes"]["resumed"].as_u64().unwrap();
+    assert!(
+        resumed >= 16 * 256 * 1024,
+        "staged blocks were sent again: {result:#}"
+    );
+    assert_eq!(result["bytes"]["copied"], data.len() as u64);
+    assert_eq!(stack.azurite.read("resume", "big.bin").await, data);
+    println!(
+        "resumed {} of {} MiB after the kill",
+        resumed / (1024 * 1024),
+        data.len() / (1024 * 1024)
+    );
+}

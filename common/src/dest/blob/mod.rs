@@ -6,7 +6,7 @@
 
 pub mod config;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZero;
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockLookupList,
+    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockListType, BlockLookupList,
     ListBlobsIncludeItem,
 };
 use azure_storage_blob::{
@@ -199,9 +199,47 @@ fn metadata(meta: &FileMeta) -> HashMap<String, String> {
     ])
 }
 
-/// Block ids must all have the same length within a blob.
-fn block_id(index: u64) -> Vec<u8> {
-    format!("{index:016x}").into_bytes()
+/// Block ids name the source version and the cut (size, mtime, chunk size) and the index, all
+/// in fixed width (a blob's ids must have one length): a resumed upload reuses exactly the
+/// blocks an earlier attempt staged for the same bytes, and never a stale one.
+#[derive(Debug, Clone, Copy)]
+struct BlockNaming {
+    size: u64,
+    mtime: i64,
+    chunk_size: u64,
+}
+
+impl BlockNaming {
+    fn prefix(&self) -> String {
+        format!(
+            "{:012x}{:012x}{:08x}",
+            self.size,
+            self.mtime as u64 & 0xffff_ffff_ffff,
+            self.chunk_size
+        )
+    }
+
+    fn id(&self, index: u64) -> Vec<u8> {
+        format!("{}{index:08x}", self.prefix()).into_bytes()
+    }
+
+    /// The index of a block id of this version, if it is one.
+    fn index_of(&self, id: &[u8]) -> Option<u64> {
+        let text = std::str::from_utf8(id).ok()?;
+        let rest = text.strip_prefix(&self.prefix())?;
+        u64::from_str_radix(rest, 16).ok()
+    }
+
+    fn chunk_len(&self, index: u64) -> u64 {
+        self.size
+            .saturating_sub(index * self.chunk_size)
+            .min(self.chunk_size)
+    }
+}
+
+/// The write probe's block id (Test Connection); any length will do on its own blob.
+fn probe_block_id() -> Vec<u8> {
+    b"connection-test".to_vec()
 }
 
 #[async_trait]
@@ -240,7 +278,7 @@ impl Destination for BlobDestination {
         let client = self.block_client(&probe)?;
         let data = Bytes::from_static(b"connection test");
         client
-            .stage_block(&block_id(0), data.len() as u64, data.into(), None)
+            .stage_block(&probe_block_id(), data.len() as u64, data.into(), None)
             .await
             .map_err(|e| self.map_err(&what, "write", e))?;
         Ok(())
@@ -305,8 +343,19 @@ impl Destination for BlobDestination {
         Ok(())
     }
 
-    async fn start_upload(&self, path: &str, _size: u64) -> Result<Arc<dyn Upload>> {
+    async fn start_upload(
+        &self,
+        path: &str,
+        size: u64,
+        mtime: i64,
+        chunk_size: u64,
+    ) -> Result<Arc<dyn Upload>> {
         Ok(Arc::new(BlobUpload {
+            naming: BlockNaming {
+                size,
+                mtime,
+                chunk_size,
+            },
             client: self.block_client(path)?,
             name: self.blob_name(path),
             account: self.cfg.account.account.clone(),
@@ -375,6 +424,7 @@ impl Destination for BlobDestination {
 }
 
 struct BlobUpload {
+    naming: BlockNaming,
     client: BlockBlobClient,
     name: String,
     account: String,
@@ -389,6 +439,32 @@ impl BlobUpload {
 
 #[async_trait]
 impl Upload for BlobUpload {
+    fn can_resume(&self) -> bool {
+        true
+    }
+
+    async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
+        let list = match self
+            .client
+            .get_block_list(BlockListType::Uncommitted, None)
+            .await
+        {
+            Ok(r) => r.into_model().map_err(|e| self.map_err(e))?,
+            // No blob and no staged blocks yet: nothing to resume.
+            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(HashSet::new()),
+            Err(e) => return Err(self.map_err(e)),
+        };
+        Ok(list
+            .uncommitted_blocks
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|b| {
+                let index = self.naming.index_of(b.name.as_deref()?)?;
+                (b.size? as u64 == self.naming.chunk_len(index)).then_some(index)
+            })
+            .collect())
+    }
+
     async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
         let options = BlockBlobClientStageBlockOptions {
             transactional_content_md5: Some(md5.to_vec()),
@@ -396,7 +472,7 @@ impl Upload for BlobUpload {
         };
         self.client
             .stage_block(
-                &block_id(index),
+                &self.naming.id(index),
                 data.len() as u64,
                 data.into(),
                 Some(options),
@@ -408,7 +484,7 @@ impl Upload for BlobUpload {
 
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()> {
         let list = BlockLookupList {
-            latest: Some((0..chunks).map(block_id).collect()),
+            latest: Some((0..chunks).map(|i| self.naming.id(i)).collect()),
             ..Default::default()
         };
         let body = list.try_into().map_err(|e| self.map_err(e))?;

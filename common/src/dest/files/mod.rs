@@ -194,7 +194,9 @@ impl Destination for FilesDestination {
     }
 
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
-        let upload = self.start_upload(path, data.len() as u64).await?;
+        let upload = self
+            .start_upload(path, data.len() as u64, meta.mtime, MAX_RANGE)
+            .await?;
         let result = async {
             upload.put_chunk(0, 0, data, meta.md5).await?;
             upload.commit(1, meta).await
@@ -206,7 +208,13 @@ impl Destination for FilesDestination {
         result
     }
 
-    async fn start_upload(&self, path: &str, size: u64) -> Result<Arc<dyn Upload>> {
+    async fn start_upload(
+        &self,
+        path: &str,
+        size: u64,
+        _mtime: i64,
+        _chunk_size: u64,
+    ) -> Result<Arc<dyn Upload>> {
         let target = self.full(path);
         let temporary = self.temporary_for(&target).await?;
         self.client.create_file(&temporary, size, &[]).await?;
