@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use backup_common::result::{JobResult, JobStatus};
 use harness::stack::{pattern, write_file, Stack};
@@ -255,32 +256,53 @@ async fn temporaries_of_an_interrupted_run_are_removed_by_the_next_run() {
     stack.files.create_share("stale");
     let src = stack.source_dir("fstale");
     write_file(&src, "dir/a.txt", b"a");
-    // What a killed run leaves behind: a half-written temporary beside the final name.
+    // What a killed run leaves behind: a half-written temporary beside the final name, untouched
+    // for two hours; and one written a moment ago (another worker's, in progress) that must stay.
     let first = stack.run(&message(&src, "stale", "p", "")).await;
     assert_eq!(first.files.copied, 1);
+    let temporary = |name: &str, age: Duration| {
+        let mut props = files_server::store::Props::new(name, Vec::new());
+        props.last_modified = std::time::SystemTime::now() - age;
+        files_server::store::Node::File(files_server::store::File {
+            props,
+            http: Default::default(),
+            len: 1000,
+            data: vec![1; 10],
+            ranges: vec![(0, 9)],
+        })
+    };
+    let (dead, busy) = (
+        "p/dir/.bw-partial-0000dead-1-0000",
+        "p/dir/.bw-partial-0000busy-2-0000",
+    );
     stack.files.with_store(|s| {
         let share = s.shares.get_mut("stale").unwrap();
-        let tmp = "p/dir/.bw-partial-0000dead-1-0000";
         share.nodes.insert(
-            tmp.to_lowercase(),
-            files_server::store::Node::File(files_server::store::File {
-                props: files_server::store::Props::new(tmp, Vec::new()),
-                http: Default::default(),
-                len: 1000,
-                data: vec![1; 10],
-            }),
+            dead.to_lowercase(),
+            temporary(dead, Duration::from_secs(2 * 3600)),
         );
+        share
+            .nodes
+            .insert(busy.to_lowercase(), temporary(busy, Duration::from_secs(5)));
     });
-    assert_eq!(stack.files.files("stale").len(), 2);
+    assert_eq!(stack.files.files("stale").len(), 3);
     let second = stack.run(&message(&src, "stale", "p", "")).await;
     assert_eq!(second.status, JobStatus::Succeeded, "{second:#?}");
     assert_eq!(
         second.files.skipped, 1,
-        "the temporary is not taken for data"
+        "temporaries are not taken for data"
     );
+    let mut left: Vec<String> = stack
+        .files
+        .files("stale")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    left.sort();
     assert_eq!(
-        stack.files.files("stale"),
-        [("p/dir/a.txt".to_string(), b"a".to_vec())]
+        left,
+        [busy, "p/dir/a.txt"],
+        "the dead temporary is gone, the busy one kept"
     );
 }
 

@@ -1,5 +1,6 @@
 //! A job killed mid-file (SIGKILL, nothing to clean up with) leaves no file under its final
-//! name; the next run of the same job completes it and removes the temporary.
+//! name; the next run of the same job resumes from what was stored (Azure Files: the
+//! temporary's written ranges; Blob: the staged blocks) and completes it.
 
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,7 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
         "{left:?}"
     );
 
-    // The next run completes the file and removes the temporary.
+    // The next run resumes from the ranges the temporary holds and renames it into place.
     let out = run().wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -73,7 +74,22 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(stack.files.files("killed"), [("big.bin".to_string(), data)]);
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resumed = result["bytes"]["resumed"].as_u64().unwrap();
+    assert!(
+        resumed >= 4 * 1024 * 1024,
+        "the written ranges were sent again: {result:#}"
+    );
+    let files = stack.files.files("killed");
+    assert_eq!(
+        files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.len()))
+            .collect::<Vec<_>>(),
+        [("big.bin", data.len())],
+        "the temporary was consumed"
+    );
+    assert!(files[0].1 == data, "big.bin differs from the source");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -248,6 +248,7 @@ fn serve(
         ("PUT", None, Some("metadata")) => set_metadata(share, &req),
         ("PUT", None, Some("rename")) => rename(share, &req, &state.account, &share_name, false),
         ("GET", None, None) => get_file(share, &req),
+        ("GET", None, Some("rangelist")) => list_ranges(share, &req),
         ("HEAD", None, None) => file_properties(share, &req),
         ("DELETE", None, None) => delete_file(share, &req),
         (m, r, c) => Err(ApiError::not_implemented(&format!(
@@ -571,6 +572,7 @@ fn create_file(share: &mut Share, req: &Req) -> Result<Reply, ApiError> {
         http: http_headers(req, "x-ms-"),
         len,
         data: Vec::new(),
+        ranges: Vec::new(),
     };
     let reply = Reply::new(201)
         .props(&file.props)
@@ -709,6 +711,7 @@ fn put_range(share: &mut Share, req: &Req) -> Result<Reply, ApiError> {
     } else {
         file.write(start, &req.body);
     }
+    file.mark(start, end, clear);
     file.props.touch();
     file.props.last_write = now();
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&req.body));
@@ -795,6 +798,35 @@ fn get_file(share: &Share, req: &Req) -> Result<Reply, ApiError> {
             Ok(r)
         }
     }
+}
+
+/// List Ranges: the ranges that hold written data (optionally within `x-ms-range`).
+fn list_ranges(share: &Share, req: &Req) -> Result<Reply, ApiError> {
+    let Node::File(f) = lookup(share, &req.path)? else {
+        return Err(not_found());
+    };
+    let (from, to) = match parse_range(req)? {
+        Some((s, e)) => (s, e.unwrap_or(u64::MAX)),
+        None => (0, u64::MAX),
+    };
+    let ranges: String = f
+        .ranges
+        .iter()
+        .filter(|(s, e)| *e >= from && *s <= to)
+        .map(|(s, e)| {
+            format!(
+                "<Range><Start>{}</Start><End>{}</End></Range>",
+                (*s).max(from),
+                (*e).min(to)
+            )
+        })
+        .collect();
+    Ok(Reply::new(200)
+        .props(&f.props)
+        .header("x-ms-content-length", f.len.to_string())
+        .xml(format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Ranges>{ranges}</Ranges>"
+        )))
 }
 
 fn file_properties(share: &Share, req: &Req) -> Result<Reply, ApiError> {

@@ -79,6 +79,8 @@ pub struct File {
     /// at their final size, so they are stored sparse).
     pub len: u64,
     pub data: Vec<u8>,
+    /// Ranges written by Put Range (inclusive, sorted, merged), for List Ranges.
+    pub ranges: Vec<(u64, u64)>,
 }
 
 impl File {
@@ -93,6 +95,35 @@ impl File {
         out
     }
 
+    /// Record `start..=end` as written (or, with `clear`, as cleared).
+    pub fn mark(&mut self, start: u64, end: u64, clear: bool) {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for &(s, e) in &self.ranges {
+            if e < start || s > end {
+                out.push((s, e));
+            } else {
+                if s < start {
+                    out.push((s, start - 1));
+                }
+                if e > end {
+                    out.push((end + 1, e));
+                }
+            }
+        }
+        if !clear {
+            out.push((start, end));
+        }
+        out.sort();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in out {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 + 1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.ranges = merged;
+    }
+
     pub fn write(&mut self, start: u64, bytes: &[u8]) {
         let end = start as usize + bytes.len();
         if self.data.len() < end {
@@ -102,6 +133,9 @@ impl File {
     }
 
     pub fn resize(&mut self, len: u64) {
+        if len < self.len {
+            self.mark(len, self.len.max(len + 1) - 1, true);
+        }
         self.len = len;
         if (self.data.len() as u64) > len {
             self.data.truncate(len as usize);

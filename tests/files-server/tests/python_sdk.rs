@@ -50,6 +50,10 @@ fn the_python_sdk_agrees_with_the_server() {
         assert_eq!(ok, true, "{path} came back different");
     }
     assert_eq!(seen["ranged_read_matches"], true);
+    // List Ranges: the three Put Range calls merge into one written range; a sparse file
+    // reports only what was written.
+    assert_eq!(seen["ranges"], json!([[0, 9437190]]));
+    assert_eq!(seen["sparse_ranges"], json!([[4194304, 4195327]]));
     assert_eq!(seen["properties"], json!({"size": 19, "md5_matches": true}));
     assert_eq!(seen["renamed_content"], "hello from the SDK\n");
     assert_eq!(seen["old_name_after_rename"], "ResourceNotFound");

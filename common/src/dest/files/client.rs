@@ -41,6 +41,8 @@ pub enum DirEntry {
         size: u64,
         /// `LastWriteTime` as Unix seconds, when the service returned it.
         last_write: Option<i64>,
+        /// `Last-Modified` (any write, Put Range included) as Unix seconds.
+        last_modified: Option<i64>,
     },
 }
 
@@ -255,6 +257,11 @@ impl FilesClient {
                             name: f.name,
                             size: props.content_length.unwrap_or(0),
                             last_write: props.last_write_time.as_deref().and_then(parse_time),
+                            last_modified: props
+                                .last_modified
+                                .as_deref()
+                                .and_then(|t| azure_core::time::parse_rfc7231(t.trim()).ok())
+                                .map(|t| t.unix_timestamp()),
                         }
                     }
                 });
@@ -404,6 +411,43 @@ impl FilesClient {
         Ok(reply.body)
     }
 
+    /// Get File Properties: the file's length, if it exists.
+    pub async fn size(&self, path: &str) -> Result<Option<u64>> {
+        let reply = match self
+            .send(Method::HEAD, self.url(path), &[], &[], Bytes::new(), path)
+            .await
+        {
+            Ok(r) => r,
+            Err(Error::AzureHttp { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(reply
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// List Ranges: the byte ranges (inclusive) that hold written data.
+    pub async fn written_ranges(&self, path: &str) -> Result<Vec<(u64, u64)>> {
+        let reply = self
+            .send(
+                Method::GET,
+                self.url(path),
+                &[("comp", "rangelist")],
+                &[],
+                Bytes::new(),
+                path,
+            )
+            .await?;
+        let list: RangesXml =
+            azure_core::xml::from_xml(reply.body.clone()).map_err(|e| Error::Azure {
+                resource: path.to_string(),
+                detail: format!("unreadable range list: {e}"),
+            })?;
+        Ok(list.ranges.into_iter().map(|r| (r.start, r.end)).collect())
+    }
+
     /// Get File Properties: the stored Content-MD5, if the file exists and has one.
     pub async fn content_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
         let reply = match self
@@ -489,6 +533,19 @@ pub fn parse_time(text: &str) -> Option<i64> {
 }
 
 #[derive(Deserialize)]
+struct RangesXml {
+    #[serde(rename = "Range", default)]
+    ranges: Vec<RangeXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RangeXml {
+    start: u64,
+    end: u64,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListXml {
     entries: Option<EntriesXml>,
@@ -526,6 +583,8 @@ struct FilePropsXml {
     content_length: Option<u64>,
     #[serde(rename = "LastWriteTime")]
     last_write_time: Option<String>,
+    #[serde(rename = "Last-Modified")]
+    last_modified: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Azure Files destination, on our own REST client ([`client::FilesClient`]).
 //!
 //! Never a half-written file: each file is written under a temporary name in its target
-//! directory (`.bw-partial-…`), its ranges go up `upload_concurrency` at a time, its MD5 and
-//! mtime are set, and only then is it renamed over the final name. Temporaries left by a killed
-//! run are found by the next run's listing and removed.
+//! directory (`.bw-partial-<version>`), its ranges go up `upload_concurrency` at a time, its MD5
+//! and mtime are set, and only then is it renamed over the final name. The temporary's name
+//! follows from the source file's version and the chunk size, so an attempt that was killed or
+//! handed back is resumed from the ranges it wrote; temporaries nobody touched for an hour
+//! (their source changed or vanished) are removed by the next run's listing.
 
 pub mod client;
 pub mod config;
@@ -24,6 +26,9 @@ pub use config::FilesConfig;
 
 /// Temporary files start with this; nothing else the worker writes does.
 pub const TEMP_PREFIX: &str = ".bw-partial-";
+/// A temporary nobody wrote to for this long belongs to a run that died. (One being written is
+/// touched by every Put Range; other workers of the same job may be writing theirs right now.)
+pub const STALE_AFTER_SECS: i64 = 3600;
 
 pub struct FilesDestination {
     client: Arc<FilesClient>,
@@ -79,11 +84,15 @@ impl FilesDestination {
         Ok(())
     }
 
-    /// A fresh temporary path beside `full` (same directory, so the rename stays inside it).
-    async fn temporary_for(&self, full: &str) -> Result<String> {
+    /// A temporary path beside `full` (same directory, so the rename stays inside it), named
+    /// by `version` when given (resumable) or fresh.
+    async fn temporary_for(&self, full: &str, version: Option<String>) -> Result<String> {
         let (dir, _) = full.rsplit_once('/').unwrap_or(("", full));
         self.ensure_dir(dir).await?;
-        Ok(join(dir, &format!("{TEMP_PREFIX}{}", unique_suffix())))
+        Ok(join(
+            dir,
+            &format!("{TEMP_PREFIX}{}", version.unwrap_or_else(unique_suffix)),
+        ))
     }
 }
 
@@ -130,7 +139,9 @@ impl Destination for FilesDestination {
         self.client.share_properties().await?;
         self.client.list(&self.prefix).await?;
         // Write permission: create a temporary in the prefix directory and delete it again.
-        let probe = self.temporary_for(&join(&self.prefix, "probe")).await?;
+        let probe = self
+            .temporary_for(&join(&self.prefix, "probe"), None)
+            .await?;
         self.client.create_file(&probe, 0, &[]).await?;
         self.client.delete_file(&probe).await
     }
@@ -150,13 +161,24 @@ impl Destination for FilesDestination {
                             pending.push(join(&rel_dir, &name));
                         }
                     }
-                    DirEntry::File { name, .. } if name.starts_with(TEMP_PREFIX) => {
-                        stale.push(self.full(&join(&rel_dir, &name)));
+                    DirEntry::File {
+                        name,
+                        last_modified,
+                        ..
+                    } if name.starts_with(TEMP_PREFIX) => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs() as i64)
+                            .unwrap_or(0);
+                        if last_modified.is_none_or(|t| now - t >= STALE_AFTER_SECS) {
+                            stale.push(self.full(&join(&rel_dir, &name)));
+                        }
                     }
                     DirEntry::File {
                         name,
                         size,
                         last_write,
+                        ..
                     } => {
                         found.insert(
                             join(&rel_dir, &name),
@@ -212,16 +234,32 @@ impl Destination for FilesDestination {
         &self,
         path: &str,
         size: u64,
-        _mtime: i64,
-        _chunk_size: u64,
+        mtime: i64,
+        chunk_size: u64,
     ) -> Result<Arc<dyn Upload>> {
         let target = self.full(path);
-        let temporary = self.temporary_for(&target).await?;
-        self.client.create_file(&temporary, size, &[]).await?;
+        let version = {
+            let key = format!("{target}\n{size}\n{mtime}\n{chunk_size}");
+            let digest = md5::Md5::digest(key.as_bytes());
+            digest
+                .iter()
+                .take(12)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let temporary = self.temporary_for(&target, Some(version)).await?;
+        // An earlier attempt at this same version left its temporary: carry on with it.
+        let resuming = self.client.size(&temporary).await? == Some(size);
+        if !resuming {
+            self.client.create_file(&temporary, size, &[]).await?;
+        }
         Ok(Arc::new(FilesUpload {
             client: self.client.clone(),
             temporary,
             target,
+            size,
+            chunk_size,
+            resuming,
         }))
     }
 
@@ -267,10 +305,33 @@ struct FilesUpload {
     client: Arc<FilesClient>,
     temporary: String,
     target: String,
+    size: u64,
+    chunk_size: u64,
+    resuming: bool,
 }
 
 #[async_trait]
 impl Upload for FilesUpload {
+    fn can_resume(&self) -> bool {
+        true
+    }
+
+    /// The chunks whose bytes the temporary already holds (List Ranges).
+    async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
+        if !self.resuming || self.chunk_size == 0 {
+            return Ok(HashSet::new());
+        }
+        let written = self.client.written_ranges(&self.temporary).await?;
+        let covered = |start: u64, end: u64| written.iter().any(|(s, e)| *s <= start && end <= *e);
+        Ok((0..self.size.div_ceil(self.chunk_size))
+            .filter(|i| {
+                let start = i * self.chunk_size;
+                let end = (start + self.chunk_size).min(self.size) - 1;
+                covered(start, end)
+            })
+            .collect())
+    }
+
     async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
         self.client.put_range(&self.temporary, offset, data).await
     }

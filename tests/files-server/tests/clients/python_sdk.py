@@ -66,6 +66,13 @@ out["downloads_match"] = {
 ranged = share.get_file_client("docs/sub/big.bin").download_file(offset=5 * 1024 * 1024, length=100).readall()
 out["ranged_read_matches"] = ranged == contents["docs/sub/big.bin"][5 * 1024 * 1024 : 5 * 1024 * 1024 + 100]
 
+out["ranges"] = [[r["start"], r["end"]] for r in share.get_file_client("docs/sub/big.bin").get_ranges()]
+sparse = share.get_file_client("sparse.bin")
+sparse.create_file(10 * 1024 * 1024)
+sparse.upload_range(b"x" * 1024, offset=4 * 1024 * 1024, length=1024)
+out["sparse_ranges"] = [[r["start"], r["end"]] for r in sparse.get_ranges()]
+sparse.delete_file()
+
 props = share.get_file_client("docs/a.txt").get_file_properties()
 out["properties"] = {
     "size": props.size,
