@@ -263,13 +263,13 @@ async fn temporaries_of_an_interrupted_run_are_removed_by_the_next_run() {
     let temporary = |name: &str, age: Duration| {
         let mut props = files_server::store::Props::new(name, Vec::new());
         props.last_modified = std::time::SystemTime::now() - age;
-        files_server::store::Node::File(files_server::store::File {
+        files_server::store::Node::File(Box::new(files_server::store::File {
             props,
             http: Default::default(),
             len: 1000,
             data: vec![1; 10],
             ranges: vec![(0, 9)],
-        })
+        }))
     };
     let (dead, busy) = (
         "p/dir/.bw-partial-0000dead-1-0000",

@@ -577,7 +577,9 @@ fn create_file(share: &mut Share, req: &Req) -> Result<Reply, ApiError> {
     let reply = Reply::new(201)
         .props(&file.props)
         .header("x-ms-file-attributes", "Archive");
-    share.nodes.insert(key(&req.path), Node::File(file));
+    share
+        .nodes
+        .insert(key(&req.path), Node::File(Box::new(file)));
     Ok(reply)
 }
 

@@ -146,7 +146,7 @@ impl File {
 #[derive(Debug, Clone)]
 pub enum Node {
     Dir(Props),
-    File(File),
+    File(Box<File>),
 }
 
 impl Node {
