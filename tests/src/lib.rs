@@ -40,3 +40,15 @@ pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
     }
     panic!("{what} did not listen on 127.0.0.1:{port} within {timeout:?}");
 }
+
+/// Wait until `ready()` holds (10 s at most).
+pub fn wait_for(ready: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not appear within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -22,12 +22,21 @@ pub struct Sshd {
 #[derive(Clone, Copy)]
 pub struct SshdOptions {
     pub password_auth: bool,
+    /// Accept keys listed in authorized_keys (off: only certificates can log in).
+    pub authorized_keys: bool,
+    /// Trust user certificates signed by this server's throwaway CA (see `client_certificate`).
+    pub user_ca: bool,
+    /// Offer only legacy algorithms (CBC cipher, SHA-1 key exchange and MAC), like an old NAS.
+    pub legacy_only: bool,
 }
 
 impl Default for SshdOptions {
     fn default() -> Self {
         SshdOptions {
             password_auth: true,
+            authorized_keys: true,
+            user_ca: false,
+            legacy_only: false,
         }
     }
 }
@@ -66,13 +75,37 @@ impl Sshd {
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "client", "-f"])
             .arg(p("client_key")));
-        fs::copy(p("client_key.pub"), p("authorized_keys")).expect("authorized_keys");
+        if opts.authorized_keys {
+            fs::copy(p("client_key.pub"), p("authorized_keys")).expect("authorized_keys");
+        } else {
+            fs::write(p("authorized_keys"), "").expect("authorized_keys");
+        }
         fs::set_permissions(p("authorized_keys"), fs::Permissions::from_mode(0o644))
             .expect("chmod");
         fs::create_dir_all(p("data")).expect("data dir");
         fs::set_permissions(p("data"), fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::create_dir_all("/run/sshd").expect("/run/sshd");
 
+        let mut extra = String::new();
+        if opts.user_ca {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f"])
+                .arg(p("user_ca")));
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-s"])
+                .arg(p("user_ca"))
+                .args(["-I", "backup-worker-test", "-n", TEST_USER, "-V", "-5m:+1h"])
+                .arg(p("client_key.pub")));
+            extra.push_str(&format!(
+                "TrustedUserCAKeys {}\n",
+                p("user_ca.pub").display()
+            ));
+        }
+        if opts.legacy_only {
+            extra.push_str(
+                "Ciphers aes128-cbc\nKexAlgorithms diffie-hellman-group14-sha1\nMACs hmac-sha1\n",
+            );
+        }
         let port = free_port();
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let config = format!(
@@ -80,7 +113,7 @@ impl Sshd {
              AuthorizedKeysFile {auth}\nUsePAM no\nStrictModes no\nPermitRootLogin no\n\
              PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\nAllowUsers {TEST_USER}\nMaxStartups 100:30:200\n\
-             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n{extra}",
             host_key = p("host_key").display(),
             pid = p("sshd.pid").display(),
             auth = p("authorized_keys").display(),
@@ -107,6 +140,20 @@ impl Sshd {
 
     pub fn client_key(&self) -> PathBuf {
         self.dir.path().join("client_key")
+    }
+
+    /// The certificate for `client_key`, signed by the user CA (`SshdOptions::user_ca`).
+    pub fn client_certificate(&self) -> PathBuf {
+        self.dir.path().join("client_key-cert.pub")
+    }
+
+    /// Let another public key log in.
+    pub fn authorize(&self, public_key: &Path) {
+        let key = fs::read_to_string(public_key).expect("public key");
+        let path = self.dir.path().join("authorized_keys");
+        let mut keys = fs::read_to_string(&path).unwrap_or_default();
+        keys.push_str(&key);
+        fs::write(path, keys).expect("authorized_keys");
     }
 
     /// A known_hosts file listing this server's key.

@@ -17,6 +17,15 @@ pub struct SftpConfig {
     pub private_key: Option<Secret>,
     pub private_key_file: Option<PathBuf>,
     pub private_key_passphrase: Option<Secret>,
+    /// SSH Public Certificate, inline (an OpenSSH certificate for the private key).
+    pub public_certificate: Option<String>,
+    /// Public Key File: path to the certificate (`id_ed25519-cert.pub`).
+    pub public_key_file: Option<PathBuf>,
+    /// Use SSH Agent: authenticate with the keys of the agent at `agent_socket`.
+    pub use_agent: bool,
+    pub agent_socket: Option<PathBuf>,
+    /// Allow Insecure Ciphers: also offer CBC ciphers, SHA-1 key exchanges and hmac-sha1.
+    pub allow_insecure_ciphers: bool,
     pub host_key: HostKeyPolicy,
     pub connect_timeout: Duration,
 }
@@ -43,6 +52,11 @@ pub const OPT_KNOWN_HOSTS_FILE: &str = "SSH_KNOWN_HOSTS_FILE";
 pub const OPT_HOST_KEY_FINGERPRINT: &str = "SSH_HOST_KEY_FINGERPRINT";
 pub const OPT_SKIP_HOST_KEY_CHECK: &str = "SSH_SKIP_HOST_KEY_CHECK";
 pub const OPT_CONNECT_TIMEOUT: &str = "SSH_CONNECT_TIMEOUT";
+pub const OPT_PUBLIC_CERTIFICATE: &str = "SSH_PUBLIC_CERTIFICATE";
+pub const OPT_PUBLIC_KEY_FILE: &str = "SSH_PUBLIC_KEY_FILE";
+pub const OPT_USE_AGENT: &str = "SSH_USE_AGENT";
+pub const OPT_AGENT_SOCKET: &str = "SSH_AGENT_SOCKET";
+pub const OPT_ALLOW_INSECURE_CIPHERS: &str = "SSH_ALLOW_INSECURE_CIPHERS";
 
 impl SftpConfig {
     pub fn from_profile(p: &Profile<'_>) -> Result<Self> {
@@ -52,12 +66,42 @@ impl SftpConfig {
         let password = p.secret(OPT_PASSWORD);
         let private_key = p.secret(OPT_PRIVATE_KEY);
         let private_key_file = p.get(OPT_PRIVATE_KEY_FILE).map(PathBuf::from);
-        if password.is_none() && private_key.is_none() && private_key_file.is_none() {
+        let use_agent = p.flag(OPT_USE_AGENT)?;
+        let agent_socket = p
+            .get(OPT_AGENT_SOCKET)
+            .or_else(|| std::env::var("SSH_AUTH_SOCK").ok())
+            .map(PathBuf::from);
+        if use_agent && agent_socket.is_none() {
+            return Err(p.invalid(
+                OPT_USE_AGENT,
+                format!(
+                    "is set but no agent is reachable: SSH_AUTH_SOCK is not set (or set {})",
+                    p.var_name(OPT_AGENT_SOCKET)
+                ),
+            ));
+        }
+        if password.is_none() && private_key.is_none() && private_key_file.is_none() && !use_agent {
             return Err(p.invalid(
                 OPT_PASSWORD,
                 format!(
-                    "or a key is required: set {}, {} or {}",
+                    "or a key is required: set {}, {}, {} or {}=true",
                     p.var_name(OPT_PASSWORD),
+                    p.var_name(OPT_PRIVATE_KEY),
+                    p.var_name(OPT_PRIVATE_KEY_FILE),
+                    p.var_name(OPT_USE_AGENT)
+                ),
+            ));
+        }
+        let public_certificate = p.get(OPT_PUBLIC_CERTIFICATE);
+        let public_key_file = p.get(OPT_PUBLIC_KEY_FILE).map(PathBuf::from);
+        if (public_certificate.is_some() || public_key_file.is_some())
+            && private_key.is_none()
+            && private_key_file.is_none()
+        {
+            return Err(p.invalid(
+                OPT_PUBLIC_CERTIFICATE,
+                format!(
+                    "needs its private key: set {} or {}",
                     p.var_name(OPT_PRIVATE_KEY),
                     p.var_name(OPT_PRIVATE_KEY_FILE)
                 ),
@@ -90,6 +134,11 @@ impl SftpConfig {
             private_key,
             private_key_file,
             private_key_passphrase: p.secret(OPT_PRIVATE_KEY_PASSPHRASE),
+            public_certificate,
+            public_key_file,
+            use_agent,
+            agent_socket,
+            allow_insecure_ciphers: p.flag(OPT_ALLOW_INSECURE_CIPHERS)?,
             host_key,
             connect_timeout,
         })

@@ -14,16 +14,37 @@ use crate::error::{Error, Result};
 
 /// The russh client's settings. A large window keeps the pipe full on high-latency links; the
 /// bytes actually in flight are bounded by the SFTP read-ahead, not by the window.
-fn client_config() -> client::Config {
+fn client_config(allow_insecure: bool) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    if allow_insecure {
+        // What "Allow Insecure Ciphers" adds, after the safe defaults: CBC ciphers, SHA-1 key
+        // exchanges and hmac-sha1, for old servers that offer nothing better.
+        preferred.cipher = [&preferred.cipher[..], INSECURE_CIPHERS].concat().into();
+        preferred.kex = [&preferred.kex[..], INSECURE_KEX].concat().into();
+        preferred.mac = [&preferred.mac[..], INSECURE_MACS].concat().into();
+    }
     client::Config {
         window_size: 16 * 1024 * 1024,
         nodelay: true,
         channel_buffer_size: 1024,
         keepalive_interval: Some(Duration::from_secs(30)),
         inactivity_timeout: Some(Duration::from_secs(300)),
+        preferred,
         ..Default::default()
     }
 }
+
+const INSECURE_CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_CBC,
+    russh::cipher::AES_192_CBC,
+    russh::cipher::AES_128_CBC,
+];
+const INSECURE_KEX: &[russh::kex::Name] = &[
+    russh::kex::DH_GEX_SHA1,
+    russh::kex::DH_G14_SHA1,
+    russh::kex::DH_G1_SHA1,
+];
+const INSECURE_MACS: &[russh::mac::Name] = &[russh::mac::HMAC_SHA1];
 
 /// Checks the server's key and remembers why it refused one, so the caller can say so.
 struct HostKeyCheck {
@@ -142,7 +163,11 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
         port: cfg.port,
         refusal: refusal.clone(),
     };
-    let handshake = client::connect_stream(Arc::new(client_config()), tcp, handler);
+    let handshake = client::connect_stream(
+        Arc::new(client_config(cfg.allow_insecure_ciphers)),
+        tcp,
+        handler,
+    );
     let mut ssh = match tokio::time::timeout(cfg.connect_timeout, handshake).await {
         Err(_) => return Err(timeout_err()),
         Ok(Ok(handle)) => handle,
@@ -150,10 +175,17 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
             if let Some(why) = refusal.lock().ok().and_then(|mut r| r.take()) {
                 return Err(Error::SftpHostKey(why));
             }
+            let hint = if !cfg.allow_insecure_ciphers
+                && matches!(e, russh::Error::NoCommonAlgo { .. })
+            {
+                " (the server offers only algorithms this worker does not use by default; for an old server set SSH_ALLOW_INSECURE_CIPHERS=true)"
+            } else {
+                ""
+            };
             return Err(Error::SftpConnect {
                 host: cfg.host.clone(),
                 port: cfg.port,
-                detail: format!("SSH handshake failed: {e}"),
+                detail: format!("SSH handshake failed: {e}{hint}"),
             });
         }
     };
@@ -190,10 +222,28 @@ fn sftp_setup_error(cfg: &SftpConfig, e: russh::Error) -> Error {
     }
 }
 
-/// Try each configured method in a fixed order: key, then password.
+/// Try each configured method in a fixed order: agent, certificate, key, then password.
 async fn authenticate(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Result<()> {
     let mut tried = Vec::new();
-    if let Some(key) = load_key(cfg)? {
+    if cfg.use_agent {
+        if try_agent(ssh, cfg).await? {
+            return Ok(());
+        }
+        tried.push("the keys of the ssh-agent (SSH_USE_AGENT)");
+    }
+    let certificate = load_certificate(cfg)?;
+    if let Some(cert) = certificate {
+        let key = load_key(cfg)?
+            .ok_or_else(|| Error::SftpBadKey("the certificate needs its private key".into()))?;
+        let res = ssh
+            .authenticate_openssh_cert(&cfg.username, Arc::new(key), cert)
+            .await
+            .map_err(|e| auth_transport_error(cfg, e))?;
+        if matches!(res, AuthResult::Success) {
+            return Ok(());
+        }
+        tried.push("the SSH certificate (SSH_PUBLIC_CERTIFICATE / SSH_PUBLIC_KEY_FILE)");
+    } else if let Some(key) = load_key(cfg)? {
         let method = if cfg.private_key.is_some() {
             "the PEM-encoded private key (SSH_PRIVATE_KEY)"
         } else {
@@ -222,7 +272,11 @@ async fn authenticate(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Resul
         }
         tried.push("the password (SSH_PASSWORD)");
     }
-    let hint = if tried.iter().any(|m| m.contains("key")) {
+    let hint = if tried.iter().any(|m| m.contains("certificate")) {
+        "Verify that the server trusts the certificate's CA (TrustedUserCAKeys), that the certificate names this user as a principal and has not expired"
+    } else if tried.iter().any(|m| m.contains("agent")) {
+        "Verify that the agent holds a key the server accepts (ssh-add -l)"
+    } else if tried.iter().any(|m| m.contains("key")) {
         "Verify that the public key is in the user's authorized_keys and that the private key is the right one"
     } else {
         "Double-check the username and password"
@@ -240,6 +294,68 @@ fn auth_transport_error(cfg: &SftpConfig, e: russh::Error) -> Error {
         port: cfg.port,
         detail: format!("connection lost during authentication: {e}"),
     }
+}
+
+/// Offer each identity the agent holds, one at a time. `Ok(false)`: none was accepted.
+async fn try_agent(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Result<bool> {
+    let socket = cfg.agent_socket.clone().unwrap_or_default();
+    let mut agent = russh::keys::agent::client::AgentClient::connect_uds(&socket)
+        .await
+        .map_err(|e| Error::SftpAuthFailed {
+            user: cfg.username.clone(),
+            method: "the ssh-agent (SSH_USE_AGENT)".into(),
+            hint: format!(
+                "cannot reach the agent at {}: {e}. Is it running (eval \"$(ssh-agent -s)\")?",
+                socket.display()
+            ),
+        })?;
+    let identities = agent
+        .request_identities()
+        .await
+        .map_err(|e| Error::SftpAuthFailed {
+            user: cfg.username.clone(),
+            method: "the ssh-agent (SSH_USE_AGENT)".into(),
+            hint: format!("the agent did not list its keys: {e}"),
+        })?;
+    if identities.is_empty() {
+        return Err(Error::SftpAuthFailed {
+            user: cfg.username.clone(),
+            method: "the ssh-agent (SSH_USE_AGENT)".into(),
+            hint: "the agent has no keys loaded: add one with ssh-add and check with ssh-add -l"
+                .into(),
+        });
+    }
+    let hash = ssh.best_supported_rsa_hash().await.ok().flatten().flatten();
+    for identity in identities {
+        let key = identity.public_key().into_owned();
+        let res = ssh
+            .authenticate_publickey_with(&cfg.username, key, hash, &mut agent)
+            .await
+            .map_err(|e| Error::SftpConnect {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                detail: format!("the agent could not sign: {e:?}"),
+            })?;
+        if matches!(res, AuthResult::Success) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn load_certificate(cfg: &SftpConfig) -> Result<Option<russh::keys::Certificate>> {
+    let parsed = if let Some(text) = &cfg.public_certificate {
+        russh::keys::Certificate::from_openssh(text.trim())
+    } else if let Some(path) = &cfg.public_key_file {
+        russh::keys::load_openssh_certificate(path)
+    } else {
+        return Ok(None);
+    };
+    parsed.map(Some).map_err(|e| {
+        Error::SftpBadKey(format!(
+            "the SSH certificate cannot be read ({e}); it must be an OpenSSH certificate such as id_ed25519-cert.pub"
+        ))
+    })
 }
 
 fn load_key(cfg: &SftpConfig) -> Result<Option<PrivateKey>> {

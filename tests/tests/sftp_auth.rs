@@ -1,0 +1,232 @@
+//! Each SFTP authentication option of the seed, against an sshd configured for the case:
+//! inline PEM key, key file with passphrase, OpenSSH certificate (inline and file), ssh-agent
+//! (a real `ssh-agent`), and Allow Insecure Ciphers against a legacy-only server.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use backup_common::config::Profiles;
+use backup_common::result::{CheckResult, JobStatus};
+use harness::sshd::{Sshd, SshdOptions, TEST_USER};
+
+/// Profile variables for `office_nas` against `sshd`, without any credential.
+fn base(sshd: &Sshd) -> HashMap<String, String> {
+    HashMap::from([
+        ("BACKUP_STORAGE_OFFICE_NAS_TYPE".into(), "sftp".into()),
+        (
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_HOST".into(),
+            "127.0.0.1".into(),
+        ),
+        (
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
+            sshd.port.to_string(),
+        ),
+        (
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_USERNAME".into(),
+            TEST_USER.into(),
+        ),
+        (
+            "BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE".into(),
+            sshd.known_hosts().display().to_string(),
+        ),
+    ])
+}
+
+async fn check(vars: HashMap<String, String>) -> CheckResult {
+    let message =
+        r#"{"kind": "test_connection", "source": {"storage": "office_nas", "path": "/tmp"}}"#;
+    let r = backup_common::job::run_text(
+        message,
+        &Profiles::from_vars(vars),
+        backup_common::transfer::Progress::new(),
+    )
+    .await;
+    assert_eq!(r.status == JobStatus::Succeeded, r.checks[0].ok);
+    r.checks[0].clone()
+}
+
+fn with(
+    mut vars: HashMap<String, String>,
+    option: &str,
+    value: impl Into<String>,
+) -> HashMap<String, String> {
+    vars.insert(format!("BACKUP_STORAGE_OFFICE_NAS_{option}"), value.into());
+    vars
+}
+
+fn keygen(path: &Path, passphrase: &str) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test]
+async fn an_inline_pem_key_authenticates() {
+    let sshd = Sshd::start();
+    let pem = std::fs::read_to_string(sshd.client_key()).unwrap();
+    let c = check(with(base(&sshd), "SSH_PRIVATE_KEY", pem)).await;
+    assert!(c.ok, "{c:#?}");
+}
+
+#[tokio::test]
+async fn a_key_file_with_its_passphrase_authenticates_and_a_wrong_one_is_named() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("locked");
+    keygen(&key, "open sesame");
+    sshd.authorize(&key.with_extension("pub"));
+    let vars = with(
+        base(&sshd),
+        "SSH_PRIVATE_KEY_FILE",
+        key.display().to_string(),
+    );
+    let c = check(with(
+        vars.clone(),
+        "SSH_PRIVATE_KEY_PASSPHRASE",
+        "open sesame",
+    ))
+    .await;
+    assert!(c.ok, "{c:#?}");
+    let c = check(with(vars, "SSH_PRIVATE_KEY_PASSPHRASE", "wrong")).await;
+    let e = c.error.unwrap();
+    assert_eq!(e.code, "sftp.bad_private_key");
+    assert!(e.message.contains("passphrase"), "{}", e.message);
+    assert!(
+        !e.message.contains("wrong"),
+        "the passphrase leaked: {}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn an_openssh_certificate_authenticates_where_the_bare_key_does_not() {
+    let sshd = Sshd::start_with(SshdOptions {
+        authorized_keys: false,
+        user_ca: true,
+        ..Default::default()
+    });
+    let key = with(
+        base(&sshd),
+        "SSH_PRIVATE_KEY_FILE",
+        sshd.client_key().display().to_string(),
+    );
+    let bare = check(key.clone()).await;
+    assert_eq!(
+        bare.error.unwrap().code,
+        "sftp.auth_failed",
+        "only certificates may log in"
+    );
+
+    let from_file = check(with(
+        key.clone(),
+        "SSH_PUBLIC_KEY_FILE",
+        sshd.client_certificate().display().to_string(),
+    ))
+    .await;
+    assert!(from_file.ok, "{from_file:#?}");
+    let inline = std::fs::read_to_string(sshd.client_certificate()).unwrap();
+    let from_text = check(with(key.clone(), "SSH_PUBLIC_CERTIFICATE", inline)).await;
+    assert!(from_text.ok, "{from_text:#?}");
+
+    let garbage = check(with(
+        key,
+        "SSH_PUBLIC_CERTIFICATE",
+        "ssh-ed25519-cert-v01@openssh.com AAAA",
+    ))
+    .await;
+    let e = garbage.error.unwrap();
+    assert_eq!(e.code, "sftp.bad_private_key");
+    assert!(e.message.contains("OpenSSH certificate"), "{}", e.message);
+}
+
+struct Agent(Child, tempfile::TempDir);
+
+impl Agent {
+    fn start(keys: &[&Path]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        harness::wait_for(|| socket.exists(), "ssh-agent socket");
+        for key in keys {
+            let ok = Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &socket)
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "ssh-add");
+        }
+        Agent(child, dir)
+    }
+
+    fn socket(&self) -> String {
+        self.1.path().join("agent.sock").display().to_string()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_ssh_agent_authenticates_and_an_empty_one_says_so() {
+    let sshd = Sshd::start();
+    let agent = Agent::start(&[&sshd.client_key()]);
+    let vars = with(
+        with(base(&sshd), "SSH_USE_AGENT", "true"),
+        "SSH_AGENT_SOCKET",
+        agent.socket(),
+    );
+    let c = check(vars).await;
+    assert!(c.ok, "{c:#?}");
+
+    let empty = Agent::start(&[]);
+    let vars = with(
+        with(base(&sshd), "SSH_USE_AGENT", "true"),
+        "SSH_AGENT_SOCKET",
+        empty.socket(),
+    );
+    let e = check(vars).await.error.unwrap();
+    assert_eq!(e.code, "sftp.auth_failed");
+    assert!(
+        e.message.contains("no keys loaded") && e.message.contains("ssh-add"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn allow_insecure_ciphers_reaches_a_legacy_server() {
+    let sshd = Sshd::start_with(SshdOptions {
+        legacy_only: true,
+        ..Default::default()
+    });
+    let key = with(
+        base(&sshd),
+        "SSH_PRIVATE_KEY_FILE",
+        sshd.client_key().display().to_string(),
+    );
+    let refused = check(key.clone()).await;
+    let e = refused.error.unwrap();
+    assert_eq!(e.code, "sftp.connect_failed");
+    assert!(
+        e.message.contains("SSH_ALLOW_INSECURE_CIPHERS"),
+        "{}",
+        e.message
+    );
+    let c = check(with(key, "SSH_ALLOW_INSECURE_CIPHERS", "true")).await;
+    assert!(c.ok, "{c:#?}");
+}
