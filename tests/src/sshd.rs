@@ -113,7 +113,7 @@ impl Sshd {
              AuthorizedKeysFile {auth}\nUsePAM no\nStrictModes no\nPermitRootLogin no\n\
              PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\nAllowUsers {TEST_USER}\nMaxStartups 100:30:200\n\
-             Subsystem sftp internal-sftp\nLogLevel VERBOSE\n{extra}",
+             Subsystem sftp internal-sftp -l INFO\nLogLevel VERBOSE\n{extra}",
             host_key = p("host_key").display(),
             pid = p("sshd.pid").display(),
             auth = p("authorized_keys").display(),

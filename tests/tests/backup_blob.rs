@@ -256,3 +256,51 @@ async fn a_missing_container_fails_the_job_with_its_name() {
     assert_eq!(r.errors[0].error.code, "azure.container_not_found");
     assert!(r.errors[0].error.message.contains("`not-there`"), "{r:#?}");
 }
+
+/// Remote commands sshd started since `from` bytes of its log (it logs each exec request).
+fn remote_commands(stack: &Stack, from: usize) -> usize {
+    stack.sshd.log()[from..]
+        .lines()
+        .filter(|l| l.contains("Starting session: command"))
+        .count()
+}
+
+#[tokio::test]
+async fn hash_compare_asks_the_server_unless_disable_hash_check_is_set() {
+    let stack = Stack::start();
+    stack.azurite.create_container("md5sum").await;
+    let src = stack.source_dir("md5sum");
+    write_file(&src, "hashed.txt", b"the same bytes");
+    let by_hash = backup_message(&src, "md5sum", "", r#", "options": {"compare": "hash"}"#);
+    assert_eq!(stack.run(&by_hash).await.files.copied, 1);
+
+    // Default: the server's md5sum answers "unchanged" (one remote command, no file read).
+    let mark = stack.sshd.log().len();
+    let r = stack.run(&by_hash).await;
+    assert_eq!(r.files.skipped, 1, "{r:#?}");
+    assert_eq!(remote_commands(&stack, mark), 1, "md5sum was not asked");
+
+    // Disable Hash Check: no remote command at all; the file is read to hash it.
+    let mut vars = stack.vars();
+    vars.insert(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_DISABLE_HASH_CHECK".into(),
+        "true".into(),
+    );
+    let profiles = backup_common::config::Profiles::from_vars(vars);
+    let mark = stack.sshd.log().len();
+    let r = stack.run_with(&by_hash, &profiles).await;
+    assert_eq!(r.files.skipped, 1, "{r:#?}");
+    assert_eq!(
+        remote_commands(&stack, mark),
+        0,
+        "a command ran although Disable Hash Check is set"
+    );
+
+    // A change that keeps the size is seen by md5sum too.
+    write_file(&src, "hashed.txt", b"THE SAME BYTES");
+    assert_eq!(stack.run(&by_hash).await.files.copied, 1);
+    assert_eq!(
+        stack.azurite.read("md5sum", "hashed.txt").await,
+        b"THE SAME BYTES"
+    );
+}

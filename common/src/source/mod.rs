@@ -44,6 +44,12 @@ pub trait Source: Send + Sync {
     /// cannot be read.
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>>;
 
+    /// The file's MD5 computed where it lives, if the source can (saves reading it over the
+    /// network). `None`: read it instead.
+    async fn remote_md5(&self, _root: &str, _path: &str) -> Result<Option<[u8; 16]>> {
+        Ok(None)
+    }
+
     /// Open `root/path` for reading from its start.
     async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>>;
 }

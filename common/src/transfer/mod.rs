@@ -432,8 +432,12 @@ impl FileCopier {
         }
     }
 
-    /// MD5 of the source file, read chunk by chunk inside the budget.
+    /// MD5 of the source file: computed by the source where it lives if it can, else read
+    /// chunk by chunk inside the budget.
     async fn hash_source(&self, file: &SourceFile) -> Result<[u8; 16]> {
+        if let Some(md5) = self.source.remote_md5(&self.root, &file.path).await? {
+            return Ok(md5);
+        }
         let mut reader = self.source.open(&self.root, &file.path).await?;
         let mut md5 = Md5::new();
         loop {

@@ -26,6 +26,8 @@ pub struct SftpConfig {
     pub agent_socket: Option<PathBuf>,
     /// Allow Insecure Ciphers: also offer CBC ciphers, SHA-1 key exchanges and hmac-sha1.
     pub allow_insecure_ciphers: bool,
+    /// Disable Hash Check: never run remote commands (`md5sum`) to hash files.
+    pub disable_hash_check: bool,
     pub host_key: HostKeyPolicy,
     pub connect_timeout: Duration,
 }
@@ -57,6 +59,7 @@ pub const OPT_PUBLIC_KEY_FILE: &str = "SSH_PUBLIC_KEY_FILE";
 pub const OPT_USE_AGENT: &str = "SSH_USE_AGENT";
 pub const OPT_AGENT_SOCKET: &str = "SSH_AGENT_SOCKET";
 pub const OPT_ALLOW_INSECURE_CIPHERS: &str = "SSH_ALLOW_INSECURE_CIPHERS";
+pub const OPT_DISABLE_HASH_CHECK: &str = "SSH_DISABLE_HASH_CHECK";
 
 impl SftpConfig {
     pub fn from_profile(p: &Profile<'_>) -> Result<Self> {
@@ -139,6 +142,7 @@ impl SftpConfig {
             use_agent,
             agent_socket,
             allow_insecure_ciphers: p.flag(OPT_ALLOW_INSECURE_CIPHERS)?,
+            disable_hash_check: p.flag(OPT_DISABLE_HASH_CHECK)?,
             host_key,
             connect_timeout,
         })

@@ -126,8 +126,26 @@ impl client::Handler for HostKeyCheck {
 /// A live SSH connection with an SFTP session on it.
 pub struct Connection {
     pub sftp: SftpSession,
-    // Kept so the connection lives as long as the session.
-    _ssh: Handle<HostKeyCheck>,
+    ssh: Handle<HostKeyCheck>,
+}
+
+impl Connection {
+    /// Run `command` on the server; `None` when the server refuses to run commands (e.g.
+    /// `ForceCommand internal-sftp`). Returns the exit status and standard output.
+    pub async fn exec(&self, command: &str) -> Option<(u32, Vec<u8>)> {
+        let mut channel = self.ssh.channel_open_session().await.ok()?;
+        channel.exec(true, command).await.ok()?;
+        let (mut out, mut status) = (Vec::new(), None);
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                russh::ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                russh::ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                russh::ChannelMsg::Failure => return None,
+                _ => {}
+            }
+        }
+        status.map(|s| (s, out))
+    }
 }
 
 pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
@@ -211,7 +229,7 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
             port: cfg.port,
             detail: format!("the server has no SFTP subsystem: {e}"),
         })?;
-    Ok(Connection { sftp, _ssh: ssh })
+    Ok(Connection { sftp, ssh })
 }
 
 fn sftp_setup_error(cfg: &SftpConfig, e: russh::Error) -> Error {

@@ -26,6 +26,8 @@ const LIST_CHANNEL_DEPTH: usize = 256;
 pub struct SftpSource {
     cfg: SftpConfig,
     session: OnceCell<Arc<connect::Connection>>,
+    /// Set once the server refused `md5sum`, so it is not asked again for every file.
+    hash_command_refused: std::sync::atomic::AtomicBool,
 }
 
 impl SftpSource {
@@ -33,6 +35,7 @@ impl SftpSource {
         SftpSource {
             cfg,
             session: OnceCell::new(),
+            hash_command_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -169,6 +172,26 @@ impl Source for SftpSource {
         Ok(rx)
     }
 
+    /// `md5sum` on the server, unless Disable Hash Check is set or the server refused it once.
+    async fn remote_md5(&self, root: &str, path: &str) -> Result<Option<[u8; 16]>> {
+        use std::sync::atomic::Ordering;
+        if self.cfg.disable_hash_check || self.hash_command_refused.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let conn = self.sftp().await?;
+        let full = join(root, path);
+        let quoted = format!("'{}'", full.replace('\'', "'\\''"));
+        match conn.exec(&format!("md5sum -- {quoted}")).await {
+            Some((0, out)) => Ok(parse_md5sum(&out)),
+            Some((status, _)) if status != 127 => Ok(None),
+            _ => {
+                tracing::info!(host = %self.cfg.host, "the server does not run md5sum: files will be read to hash them");
+                self.hash_command_refused.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
     async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>> {
         let conn = self.sftp().await?;
         let full = join(root, path);
@@ -182,6 +205,20 @@ impl Source for SftpSource {
             _conn: conn,
         }))
     }
+}
+
+/// The digest at the start of `md5sum` output (`<32 hex> <name>`).
+fn parse_md5sum(out: &[u8]) -> Option<[u8; 16]> {
+    let text = std::str::from_utf8(out).ok()?;
+    let hex = text.split_whitespace().next()?;
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut md5 = [0u8; 16];
+    for (i, byte) in md5.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(md5)
 }
 
 struct SftpReader {
@@ -208,5 +245,15 @@ impl SourceReader for SftpReader {
             }
         }
         Ok(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn md5sum_output_is_parsed() {
+        let out = b"d41d8cd98f00b204e9800998ecf8427e  /tmp/empty\n";
+        assert_eq!(super::parse_md5sum(out).unwrap()[0], 0xd4);
+        assert!(super::parse_md5sum(b"md5sum: /x: No such file").is_none());
     }
 }
