@@ -29,34 +29,51 @@ pub struct Azurite {
     _dir: tempfile::TempDir,
 }
 
+/// One Azurite service (`azurite-blob`, `azurite-queue`) in memory on a free port.
+struct Service {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+fn start_service(service: &str) -> Service {
+    let bin = repo_root().join(format!(".tools/node_modules/.bin/azurite-{service}"));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `./dev install`",
+        bin.display()
+    );
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("azurite-{service}-"))
+        .tempdir()
+        .expect("tempdir");
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            format!("--{service}Host"),
+            "127.0.0.1".into(),
+            format!("--{service}Port"),
+            port.to_string(),
+        ])
+        .args([
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--silent",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start azurite");
+    wait_for_port(port, &format!("azurite-{service}"), Duration::from_secs(30));
+    Service { port, child, dir }
+}
+
 impl Azurite {
     pub fn start() -> Azurite {
-        let bin = repo_root().join(".tools/node_modules/.bin/azurite-blob");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `./dev install`",
-            bin.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("azurite-")
-            .tempdir()
-            .expect("tempdir");
-        let port = free_port();
-        let child = Command::new(bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .args([
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--silent",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start azurite");
-        wait_for_port(port, "azurite", Duration::from_secs(30));
+        let Service { port, child, dir } = start_service("blob");
         Azurite {
             port,
             child,
@@ -238,32 +255,7 @@ pub struct AzuriteQueue {
 
 impl AzuriteQueue {
     pub fn start() -> AzuriteQueue {
-        let bin = repo_root().join(".tools/node_modules/.bin/azurite-queue");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `./dev install`",
-            bin.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("azurite-queue-")
-            .tempdir()
-            .expect("tempdir");
-        let port = free_port();
-        let child = Command::new(bin)
-            .args(["--queueHost", "127.0.0.1", "--queuePort", &port.to_string()])
-            .args([
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--silent",
-            ])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start azurite-queue");
-        wait_for_port(port, "azurite-queue", Duration::from_secs(30));
+        let Service { port, child, dir } = start_service("queue");
         AzuriteQueue {
             port,
             child,

@@ -34,6 +34,18 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// An SQS client for this server (dummy credentials, us-east-1).
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
     /// The AWS SDK environment that points at this server with dummy credentials.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         [

@@ -39,15 +39,7 @@ impl Drop for KillOnDrop {
 }
 
 async fn sqs_client(moto: &Moto) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
+    moto.sqs_client()
 }
 
 async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, want: usize) -> Vec<String> {

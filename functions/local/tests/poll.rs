@@ -19,15 +19,7 @@ enum Queue {
 impl Queue {
     async fn sqs() -> Queue {
         let moto = Moto::start();
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build();
-        let client = aws_sdk_sqs::Client::from_conf(config);
+        let client = moto.sqs_client();
         let url = client
             .create_queue()
             .queue_name("jobs")
