@@ -46,6 +46,17 @@ impl Moto {
         aws_sdk_sqs::Client::from_conf(config)
     }
 
+    /// Create a queue; returns its URL.
+    pub async fn create_queue(&self, name: &str) -> String {
+        let created = self
+            .sqs_client()
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await;
+        created.expect("create queue").queue_url.expect("queue url")
+    }
+
     /// The AWS SDK environment that points at this server with dummy credentials.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         [

@@ -55,6 +55,13 @@ pub struct Deadline {
     pub margin: Duration,
 }
 
+impl Deadline {
+    /// Whether it is time to stop taking new work.
+    pub fn is_near(&self) -> bool {
+        Instant::now() + self.margin >= self.at
+    }
+}
+
 /// Copy the files of `input` that pass `filter` and differ from what the destination holds
 /// (`existing`, or a fresh listing). Per-file problems go into `result`; an `Err` means the job
 /// itself could not run. Returns the files not started because the deadline came near.
@@ -113,7 +120,7 @@ pub async fn copy(
                 left_over.push(f);
                 continue;
             }
-            ListItem::File(f) if deadline.is_some_and(|d| Instant::now() + d.margin >= d.at) => {
+            ListItem::File(f) if deadline.is_some_and(|d| d.is_near()) => {
                 tracing::info!(path = %f.path, "deadline near: handing the remaining files back");
                 left_over.push(f);
                 continue;
@@ -402,8 +409,7 @@ impl FileCopier {
     }
 
     fn deadline_near(&self) -> bool {
-        self.deadline
-            .is_some_and(|d| Instant::now() + d.margin >= d.at)
+        self.deadline.is_some_and(|d| d.is_near())
     }
 
     /// After reading the listed size, the file must be at its end: a file that grew while it

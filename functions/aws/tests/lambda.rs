@@ -38,10 +38,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-async fn sqs_client(moto: &Moto) -> aws_sdk_sqs::Client {
-    moto.sqs_client()
-}
-
 async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, want: usize) -> Vec<String> {
     let mut bodies = Vec::new();
     for _ in 0..20 {
@@ -70,15 +66,8 @@ async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str, want: usize) -> Vec<Strin
 async fn an_sqs_batch_reports_exactly_the_failed_record() {
     let stack = Stack::start();
     let moto = Moto::start();
-    let sqs = sqs_client(&moto).await;
-    let results = sqs
-        .create_queue()
-        .queue_name("results")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let sqs = moto.sqs_client();
+    let results = moto.create_queue("results").await;
     stack.azurite.create_container("backups").await;
     let src = stack.source_dir("lambda");
     write_file(&src, "reports/q3.pdf", b"q3");
@@ -125,15 +114,8 @@ async fn an_sqs_batch_reports_exactly_the_failed_record() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_schedule_puts_the_backup_plan_on_the_queue() {
     let moto = Moto::start();
-    let sqs = sqs_client(&moto).await;
-    let jobs = sqs
-        .create_queue()
-        .queue_name("jobs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let sqs = moto.sqs_client();
+    let jobs = moto.create_queue("jobs").await;
     let plan = std::fs::read_to_string(events().join("plan.json")).unwrap();
     let scheduled: Value = serde_json::from_str(
         &std::fs::read_to_string(events().join("aws/scheduled-event.json")).unwrap(),
@@ -191,15 +173,8 @@ async fn a_bad_plan_fails_the_scheduled_invocation_by_name() {
 async fn a_big_job_fans_out_over_the_job_queue() {
     let stack = Stack::start();
     let moto = Moto::start();
-    let sqs = sqs_client(&moto).await;
-    let jobs = sqs
-        .create_queue()
-        .queue_name("jobs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let sqs = moto.sqs_client();
+    let jobs = moto.create_queue("jobs").await;
     stack.azurite.create_container("lambdafan").await;
     let src = stack.source_dir("lambdafan");
     for i in 0..6 {

@@ -20,14 +20,7 @@ impl Queue {
     async fn sqs() -> Queue {
         let moto = Moto::start();
         let client = moto.sqs_client();
-        let url = client
-            .create_queue()
-            .queue_name("jobs")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let url = moto.create_queue("jobs").await;
         Queue::Sqs(moto, client, url)
     }
 

@@ -411,21 +411,25 @@ impl FilesClient {
         Ok(reply.body)
     }
 
-    /// Get File Properties: the file's length, if it exists.
-    pub async fn size(&self, path: &str) -> Result<Option<u64>> {
-        let reply = match self
+    /// Get File Properties: the response headers, `None` when the file does not exist.
+    async fn head(&self, path: &str) -> Result<Option<HeaderMap>> {
+        match self
             .send(Method::HEAD, self.url(path), &[], &[], Bytes::new(), path)
             .await
         {
-            Ok(r) => r,
-            Err(Error::AzureHttp { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(reply
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()))
+            Ok(r) => Ok(Some(r.headers)),
+            Err(Error::AzureHttp { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file's length, if it exists.
+    pub async fn size(&self, path: &str) -> Result<Option<u64>> {
+        Ok(self.head(path).await?.and_then(|h| {
+            h.get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        }))
     }
 
     /// List Ranges: the byte ranges (inclusive) that hold written data.
@@ -448,22 +452,14 @@ impl FilesClient {
         Ok(list.ranges.into_iter().map(|r| (r.start, r.end)).collect())
     }
 
-    /// Get File Properties: the stored Content-MD5, if the file exists and has one.
+    /// The stored Content-MD5, if the file exists and has one.
     pub async fn content_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
-        let reply = match self
-            .send(Method::HEAD, self.url(path), &[], &[], Bytes::new(), path)
-            .await
-        {
-            Ok(r) => r,
-            Err(Error::AzureHttp { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(reply
-            .headers
-            .get("content-md5")
-            .and_then(|v| v.to_str().ok())
-            .and_then(base64_decode)
-            .and_then(|b| b.try_into().ok()))
+        Ok(self.head(path).await?.and_then(|h| {
+            h.get("content-md5")
+                .and_then(|v| v.to_str().ok())
+                .and_then(base64_decode)
+                .and_then(|b| b.try_into().ok())
+        }))
     }
 }
 
