@@ -72,6 +72,12 @@ pub enum Error {
     ContainerNotFound { account: String, container: String },
     #[error("Authentication Failed: Azure Storage rejected the credentials for account `{account}` ({detail}). Ensure the Storage Account Name and Key are correct; if using a SAS URL, verify it has not expired")]
     AzureAuthFailed { account: String, detail: String },
+    #[error("Authentication Failed: could not get an Entra ID token for account `{account}` with {method}: {detail}")]
+    AzureToken {
+        account: String,
+        method: String,
+        detail: String,
+    },
     #[error("Share Not Found: `{share}` does not exist in account `{account}`. Verify that the Share Name matches the file share exactly: share names are case-sensitive")]
     ShareNotFound { account: String, share: String },
     #[error("Forbidden (403): the credentials for account `{account}` lack the {needs} permission on `{resource}` ({detail}). For a SAS URL include read, write, list and create permissions; for a service principal assign the appropriate RBAC role on the {kind}")]
@@ -132,6 +138,7 @@ impl Error {
             Error::AzureUnreachable { .. } => "azure.unreachable",
             Error::ContainerNotFound { .. } => "azure.container_not_found",
             Error::AzureAuthFailed { .. } => "azure.auth_failed",
+            Error::AzureToken { .. } => "azure.token_failed",
             Error::ShareNotFound { .. } => "azure.share_not_found",
             Error::AzureForbidden { .. } => "azure.forbidden",
             Error::AzureHttp { .. } => "azure.http_error",

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::http::{ClientOptions, Url};
+use azure_core::http::{ClientOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions, ListBlobsIncludeItem,
 };
@@ -25,6 +25,8 @@ pub const ACCOUNT: &str = "devstoreaccount1";
 
 pub struct Azurite {
     pub port: u16,
+    /// Serving https with OAuth on (`--oauth basic`), with the harness's test certificate.
+    tls: bool,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -36,7 +38,7 @@ struct Service {
     dir: tempfile::TempDir,
 }
 
-fn start_service(service: &str) -> Service {
+fn start_service(service: &str, extra: &[String]) -> Service {
     let bin = repo_root().join(format!(".tools/node_modules/.bin/azurite-{service}"));
     assert!(
         bin.exists(),
@@ -61,6 +63,7 @@ fn start_service(service: &str) -> Service {
             "--disableTelemetry",
             "--silent",
         ])
+        .args(extra)
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -73,16 +76,38 @@ fn start_service(service: &str) -> Service {
 
 impl Azurite {
     pub fn start() -> Azurite {
-        let Service { port, child, dir } = start_service("blob");
+        let Service { port, child, dir } = start_service("blob", &[]);
         Azurite {
             port,
+            tls: false,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Blob over https with Entra ID bearer tokens accepted (SharedKey still works).
+    pub fn start_oauth() -> Azurite {
+        let pki = crate::pki::Pki::get();
+        let args = [
+            "--oauth".to_string(),
+            "basic".into(),
+            "--cert".into(),
+            pki.server_cert().display().to_string(),
+            "--key".into(),
+            pki.server_key().display().to_string(),
+        ];
+        let Service { port, child, dir } = start_service("blob", &args);
+        Azurite {
+            port,
+            tls: true,
             child,
             _dir: dir,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{ACCOUNT}", self.port)
     }
 
     pub fn config(&self) -> AccountConfig {
@@ -94,12 +119,19 @@ impl Azurite {
                 key: Secret::new(AZURITE_KEY),
             },
             sas_resource: None,
+            http: if self.tls {
+                crate::test_http_client()
+            } else {
+                reqwest::Client::new()
+            },
         }
     }
 
     fn options(&self) -> ClientOptions {
+        let config = self.config();
         ClientOptions {
-            per_try_policies: vec![Arc::new(SigningPolicy::new(&self.config()))],
+            transport: Some(Transport::new(Arc::new(config.http.clone()))),
+            per_try_policies: vec![Arc::new(SigningPolicy::new(&config))],
             ..Default::default()
         }
     }
@@ -255,7 +287,7 @@ pub struct AzuriteQueue {
 
 impl AzuriteQueue {
     pub fn start() -> AzuriteQueue {
-        let Service { port, child, dir } = start_service("queue");
+        let Service { port, child, dir } = start_service("queue", &[]);
         AzuriteQueue {
             port,
             child,
@@ -277,6 +309,7 @@ impl AzuriteQueue {
                 key: Secret::new(AZURITE_KEY),
             },
             sas_resource: None,
+            http: reqwest::Client::new(),
         };
         let options = azure_storage_queue::QueueClientOptions {
             client_options: ClientOptions {

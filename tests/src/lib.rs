@@ -3,8 +3,10 @@
 //! the `bwtest` login, and Azurite under `.tools/`.
 
 pub mod azurite;
+pub mod identity;
 pub mod lambda;
 pub mod moto;
+pub mod pki;
 pub mod runner;
 pub mod sshd;
 pub mod stack;
@@ -51,4 +53,10 @@ pub fn wait_for(ready: impl Fn() -> bool, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// An HTTP client that trusts the harness's test CA (for the https servers) besides the system's.
+pub fn test_http_client() -> reqwest::Client {
+    backup_common::dest::azure::http::client("test", Some(&pki::Pki::get().ca()))
+        .expect("test HTTP client")
 }

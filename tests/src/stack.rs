@@ -35,6 +35,18 @@ impl Stack {
         }
     }
 
+    /// The stack with https destinations that accept Entra ID tokens: Azurite with OAuth and
+    /// the Files server over TLS (both still take the account key, which set-up uses).
+    pub fn start_entra() -> Stack {
+        let pki = crate::pki::Pki::get();
+        Stack {
+            sshd: Sshd::start(),
+            azurite: Azurite::start_oauth(),
+            files: FilesServer::start_tls(&pki.server_cert(), &pki.server_key())
+                .expect("start the Azure Files test server (TLS)"),
+        }
+    }
+
     /// Environment variables for both storages, key auth and a pinned known_hosts.
     pub fn vars(&self) -> HashMap<String, String> {
         let mut v = HashMap::new();

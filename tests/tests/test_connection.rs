@@ -75,7 +75,14 @@ async fn both_sides_pass_with_good_settings() {
     );
     assert_eq!(
         r.checks[1].passed,
-        ["configuration", "access", "list", "write"]
+        [
+            "configuration",
+            "connect",
+            "authenticate",
+            "access",
+            "list",
+            "write"
+        ]
     );
     // The write probe is an uncommitted block: nothing became visible.
     assert!(stack.azurite.list("tcx").await.is_empty());
@@ -375,9 +382,9 @@ async fn sas_urls_valid_expired_and_lacking_permissions() {
     let c = check(&stack, &dest_only("tcx"), &sas(expired.clone())).await;
     assert_failed(
         &c,
-        "access",
+        "authenticate",
         "azure.auth_failed",
-        &["Authentication Failed", "expired"],
+        &["Authentication Failed", "expired at", "new SAS URL"],
     );
     let sig = expired.split("sig=").nth(1).unwrap();
     assert!(
@@ -389,7 +396,7 @@ async fn sas_urls_valid_expired_and_lacking_permissions() {
     let c = check(&stack, &dest_only("tcx"), &sas(read_only)).await;
     assert_failed(
         &c,
-        "access",
+        "list",
         "azure.forbidden",
         &["Forbidden (403)", "lack the list permission"],
     );
@@ -431,6 +438,42 @@ async fn a_full_connection_string_works() {
 }
 
 #[tokio::test]
+async fn an_unreachable_endpoint_fails_at_connect() {
+    let stack = Stack::start();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let refused = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let p = with(
+        &stack,
+        &[("BACKUP_STORAGE_ARCHIVE_ENDPOINT", Some(&refused))],
+    );
+    let c = check(&stack, &dest_only("tcx"), &p).await;
+    assert_failed(
+        &c,
+        "connect",
+        "azure.unreachable",
+        &[&format!("127.0.0.1:{port}"), "firewalls"],
+    );
+    assert_eq!(c.passed, ["configuration"]);
+
+    let p = with(
+        &stack,
+        &[(
+            "BACKUP_STORAGE_ARCHIVE_ENDPOINT",
+            Some("https://no-such-account.blob.invalid"),
+        )],
+    );
+    let c = check(&stack, &dest_only("tcx"), &p).await;
+    assert_failed(
+        &c,
+        "connect",
+        "azure.unreachable",
+        &["cannot resolve `no-such-account.blob.invalid`"],
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_storage_names_the_variable_to_set() {
     let stack = Stack::start();
     let r = stack
@@ -466,7 +509,17 @@ async fn azure_files_passes_and_leaves_nothing_behind() {
     stack.files.create_share("files-ok");
     let c = check(&stack, &share_only("files-ok"), &stack.profiles()).await;
     assert!(c.ok, "{c:#?}");
-    assert_eq!(c.passed, ["configuration", "access", "list", "write"]);
+    assert_eq!(
+        c.passed,
+        [
+            "configuration",
+            "connect",
+            "authenticate",
+            "access",
+            "list",
+            "write"
+        ]
+    );
     assert!(
         stack.files.files("files-ok").is_empty(),
         "the write probe was removed"
@@ -531,7 +584,7 @@ async fn azure_files_sas_urls_valid_expired_and_read_only() {
     let c = check(&stack, from_url, &sas("rcwdl", -60)).await;
     assert_failed(
         &c,
-        "access",
+        "authenticate",
         "azure.auth_failed",
         &["Authentication Failed"],
     );
@@ -539,7 +592,7 @@ async fn azure_files_sas_urls_valid_expired_and_read_only() {
     let c = check(&stack, from_url, &sas("rl", 3600)).await;
     assert_failed(
         &c,
-        "access",
+        "write",
         "azure.forbidden",
         &["Forbidden (403)", "lack the write permission", "share"],
     );

@@ -3,6 +3,7 @@
 
 use super::storages;
 use crate::config::Profiles;
+use crate::dest::CHECK_STEPS;
 use crate::error::Error;
 use crate::message::TestConnectionJob;
 use crate::result::{CheckResult, JobResult};
@@ -52,13 +53,15 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
             Ok(dest) => {
                 check.target = Some(dest.describe());
                 check.pass("configuration");
-                match dest.check().await {
-                    Ok(()) => {
-                        check.pass("access");
-                        check.pass("list");
-                        check.pass("write");
+                let failure = dest.check().await.err();
+                for step in CHECK_STEPS {
+                    match &failure {
+                        Some(f) if f.step == step => {
+                            check.fail(step, &f.error);
+                            break;
+                        }
+                        _ => check.pass(step),
                     }
-                    Err(e) => check.fail("access", &e),
                 }
             }
         }

@@ -203,9 +203,10 @@ fn serve(
         account: &state.account,
         share: req.share.as_deref(),
         path: &req.path,
-        secure: false,
+        secure: state.tls,
     };
-    auth::verify(&auth_req, &state.key, permission, resource)?;
+    let read_only = |oid: &str| state.is_read_only(oid);
+    auth::verify(&auth_req, &state.key, permission, resource, &read_only)?;
     if req.q("sig").is_none() && req.h("x-ms-version").is_none() {
         return Err(ApiError::new(
             400,

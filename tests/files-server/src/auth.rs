@@ -1,6 +1,8 @@
 //! Request authentication, verified for real: SharedKey (the Blob/Queue/File canonical form),
-//! service SAS (share or file) and account SAS. A wrong key, an expired SAS or a missing
-//! permission fails the way Azure does.
+//! service SAS (share or file), account SAS, and Entra ID bearer tokens (checked the way
+//! Azurite checks them: issuer, audience and lifetime, not the signature; plus the File
+//! service's own rules: https only, `x-ms-file-request-intent: backup`, and the identity's
+//! role). A wrong key, an expired SAS or a missing permission fails the way Azure does.
 
 use axum::http::{HeaderMap, Method};
 use base64::Engine;
@@ -36,6 +38,7 @@ pub fn verify(
     key_b64: &str,
     permission: char,
     resource: ResourceType,
+    read_only: &dyn Fn(&str) -> bool,
 ) -> Result<(), ApiError> {
     let key = base64::engine::general_purpose::STANDARD
         .decode(key_b64)
@@ -50,6 +53,9 @@ pub fn verify(
     else {
         return Err(ApiError::new(401, "NoAuthenticationInformation", "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."));
     };
+    if let Some(token) = auth.strip_prefix("Bearer ") {
+        return verify_bearer(req, token, permission, read_only);
+    }
     let Some(rest) = auth.strip_prefix("SharedKey ") else {
         return Err(auth_failed(
             "only SharedKey and SAS authorization are supported by this server",
@@ -72,6 +78,89 @@ pub fn verify(
         )));
     }
     Ok(())
+}
+
+/// The claims a storage token must carry, as Azurite checks them.
+#[derive(serde::Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    nbf: Option<i64>,
+    exp: i64,
+    oid: Option<String>,
+}
+
+fn verify_bearer(
+    req: &Request<'_>,
+    token: &str,
+    permission: char,
+    read_only: &dyn Fn(&str) -> bool,
+) -> Result<(), ApiError> {
+    if !req.secure {
+        return Err(auth_failed("bearer tokens are accepted over https only"));
+    }
+    let claims: Claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(|| {
+            invalid_token("the bearer token is not a JWT with issuer, audience and expiry")
+        })?;
+    if !claims.iss.starts_with("https://sts.windows.net/") {
+        return Err(invalid_token(&format!(
+            "issuer `{}` is not Entra ID",
+            claims.iss
+        )));
+    }
+    if !matches!(
+        claims.aud.as_str(),
+        "https://storage.azure.com" | "https://storage.azure.com/"
+    ) {
+        return Err(invalid_token(&format!(
+            "audience `{}` is not Azure Storage",
+            claims.aud
+        )));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now + 300) {
+        return Err(invalid_token("the token is expired or not yet valid"));
+    }
+    if req
+        .headers
+        .get("x-ms-file-request-intent")
+        .and_then(|v| v.to_str().ok())
+        != Some("backup")
+    {
+        return Err(ApiError::new(
+            400,
+            "MissingRequiredHeader",
+            "An HTTP header that's mandatory for this request is not specified.",
+        )
+        .with_detail("HeaderName", "x-ms-file-request-intent"));
+    }
+    let oid = claims.oid.unwrap_or_default();
+    if read_only(&oid) && !matches!(permission, 'r' | 'l') {
+        return Err(ApiError::new(
+            403,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized to perform this operation using this permission.",
+        ));
+    }
+    Ok(())
+}
+
+fn invalid_token(detail: &str) -> ApiError {
+    ApiError::new(
+        401,
+        "InvalidAuthenticationInfo",
+        "Authentication information is not given in the correct format. Check the value of Authorization header.",
+    )
+    .with_detail("AuthenticationErrorDetail", detail)
 }
 
 fn auth_failed(detail: &str) -> ApiError {

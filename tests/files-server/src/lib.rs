@@ -2,14 +2,19 @@
 //!
 //! Azure Files has no emulator; this one exists for tests and is trusted only because clients
 //! nobody here wrote (Microsoft's Python SDK, rclone) agree with it. It verifies SharedKey and
-//! SAS signatures for real. Operations it does not implement answer 501 `NotImplemented`.
+//! SAS signatures for real, and Entra ID bearer tokens when it serves https. Operations it does
+//! not implement answer 501 `NotImplemented`.
 
 mod api;
 mod auth;
 mod reply;
+pub mod serve;
 pub mod store;
+pub mod tls;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use store::Store;
@@ -25,14 +30,26 @@ pub struct State {
     pub store: Mutex<Store>,
     /// Injected failures: the next requests answer with these statuses (and `Retry-After: 1`).
     pub faults: Mutex<std::collections::VecDeque<u16>>,
+    /// Served over https (bearer tokens are accepted only then).
+    pub tls: bool,
+    /// Entra object ids whose role allows reading only (Storage File Data Privileged Reader).
+    pub read_only: Mutex<HashSet<String>>,
+}
+
+impl State {
+    fn is_read_only(&self, oid: &str) -> bool {
+        self.read_only
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(oid)
+    }
 }
 
 /// A running server; stops when dropped.
 pub struct FilesServer {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: serve::Background,
 }
 
 impl FilesServer {
@@ -41,49 +58,36 @@ impl FilesServer {
         FilesServer::start_on("127.0.0.1:0".parse()?, ACCOUNT, KEY)
     }
 
+    /// Start on a free loopback port, serving https with this certificate chain and key (PEM).
+    pub fn start_tls(cert: &Path, key: &Path) -> anyhow::Result<FilesServer> {
+        let acceptor = tls::acceptor(cert, key)?;
+        FilesServer::start_with("127.0.0.1:0".parse()?, ACCOUNT, KEY, Some(acceptor))
+    }
+
     pub fn start_on(addr: SocketAddr, account: &str, key: &str) -> anyhow::Result<FilesServer> {
+        FilesServer::start_with(addr, account, key, None)
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        account: &str,
+        key: &str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> anyhow::Result<FilesServer> {
         let state = Arc::new(State {
             account: account.to_string(),
             key: key.to_string(),
             store: Mutex::new(Store::default()),
             faults: Mutex::new(Default::default()),
+            tls: tls.is_some(),
+            read_only: Mutex::new(HashSet::new()),
         });
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = api::router(state.clone());
-        // Its own runtime on its own thread, so it serves whatever the caller's runtime does.
-        let thread = std::thread::Builder::new()
-            .name("files-server".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("files-server: no runtime: {e}");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })?;
+        let server = serve::spawn("files-server", addr, app, tls)?;
         Ok(FilesServer {
-            addr,
+            addr: server.addr,
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -91,9 +95,20 @@ impl FilesServer {
         self.addr.port()
     }
 
-    /// The account URL clients use: `http://127.0.0.1:PORT/ACCOUNT`.
+    /// The account URL clients use: `http://127.0.0.1:PORT/ACCOUNT` (https when serving TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}/{}", self.addr, self.state.account)
+        let scheme = if self.state.tls { "https" } else { "http" };
+        format!("{scheme}://{}/{}", self.addr, self.state.account)
+    }
+
+    /// Give the Entra identity `oid` a read-only role: its writes answer 403.
+    pub fn grant_read_only(&self, oid: &str) {
+        let mut set = self
+            .state
+            .read_only
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        set.insert(oid.to_string());
     }
 
     pub fn account(&self) -> &str {
@@ -163,16 +178,5 @@ impl FilesServer {
             )),
             store::Node::Dir(_) => None,
         })
-    }
-}
-
-impl Drop for FilesServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

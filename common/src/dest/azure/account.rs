@@ -1,10 +1,13 @@
 //! An Azure Storage account as a profile describes it, for one service (Blob or File):
-//! account name + key, connection string, SAS URL, custom endpoint. Shared by both destinations.
+//! account name + key, connection string, SAS URL, an Entra ID credential (see [`super::entra`]),
+//! custom endpoint. Shared by both destinations.
 
 use std::collections::HashMap;
 
 use url::Url;
 
+use super::entra::{self, EntraAuth};
+use super::http::{self, OPT_CA_CERT_FILE};
 use crate::config::{Profile, Secret};
 use crate::error::{Error, Result};
 
@@ -50,14 +53,21 @@ pub enum AzureAuth {
     Sas {
         token: Secret,
     },
+    /// An Entra ID token, sent as `Authorization: Bearer`.
+    Entra(EntraAuth),
 }
 
 impl AzureAuth {
-    pub fn method(&self) -> &'static str {
+    pub fn method(&self) -> &str {
         match self {
             AzureAuth::SharedKey { .. } => "storage account key",
             AzureAuth::Sas { .. } => "SAS",
+            AzureAuth::Entra(e) => &e.method,
         }
+    }
+
+    pub fn is_entra(&self) -> bool {
+        matches!(self, AzureAuth::Entra(_))
     }
 }
 
@@ -71,24 +81,35 @@ pub struct AccountConfig {
     pub auth: AzureAuth,
     /// The first path segment of a SAS URL (a container or share it was made for).
     pub sas_resource: Option<String>,
+    /// One connection pool for the account's storage and token requests.
+    pub http: reqwest::Client,
 }
 
 impl AccountConfig {
-    /// Resolve the account from a profile: connection string, then SAS URL, then name + key.
+    /// Resolve the account from a profile: connection string, then SAS URL, then name + key,
+    /// then an Entra ID credential.
     pub fn from_profile(p: &Profile<'_>, service: Service) -> Result<Self> {
+        let ca = p.get(OPT_CA_CERT_FILE).map(std::path::PathBuf::from);
+        let http = http::client(p.storage(), ca.as_deref())?;
         if let Some(cs) = p.secret(OPT_CONNECTION_STRING) {
-            return from_connection_string(p.storage(), cs.expose(), service);
+            return from_connection_string(p.storage(), cs.expose(), service, http);
         }
         if let Some(sas_url) = p.secret(OPT_SAS_URL) {
-            return from_sas_url(p, sas_url.expose());
+            return from_sas_url(p, sas_url.expose(), http);
+        }
+        if p.secret(OPT_ACCOUNT_KEY).is_none() {
+            if let Some(auth) = entra::from_profile(p, &http)? {
+                return from_entra(p, service, auth, http);
+            }
         }
         let account = p.get(OPT_ACCOUNT_NAME).ok_or_else(|| {
             p.invalid(
                 OPT_ACCOUNT_NAME,
                 format!(
-                    "is required: set {} and {}, or {}, or {}",
+                    "is required: set {} and {} (or an Entra ID option such as {}), or {}, or {}",
                     p.var_name(OPT_ACCOUNT_NAME),
                     p.var_name(OPT_ACCOUNT_KEY),
+                    p.var_name(entra::OPT_ENV_AUTH),
                     p.var_name(OPT_CONNECTION_STRING),
                     p.var_name(OPT_SAS_URL)
                 ),
@@ -111,7 +132,73 @@ impl AccountConfig {
             endpoint,
             auth: AzureAuth::SharedKey { key },
             sas_resource: None,
+            http,
         })
+    }
+}
+
+/// An account reached with an Entra ID token: named by ACCOUNT_NAME or by ENDPOINT, over https.
+fn from_entra(
+    p: &Profile<'_>,
+    service: Service,
+    auth: EntraAuth,
+    http: reqwest::Client,
+) -> Result<AccountConfig> {
+    let (account, endpoint) = match (p.get(OPT_ACCOUNT_NAME), p.get(OPT_ENDPOINT)) {
+        (account, Some(e)) => {
+            let endpoint = service_root(&e).map_err(|why| p.invalid(OPT_ENDPOINT, why))?;
+            let account = account.or_else(|| account_of(&endpoint)).ok_or_else(|| {
+                p.invalid(
+                    OPT_ACCOUNT_NAME,
+                    "is required: the endpoint names no account",
+                )
+            })?;
+            (account, endpoint)
+        }
+        (Some(a), None) => {
+            let endpoint = default_endpoint("https", &a, service, "core.windows.net");
+            (a, endpoint)
+        }
+        (None, None) => {
+            return Err(p.invalid(
+                OPT_ACCOUNT_NAME,
+                format!(
+                    "is required with {}: set {} (or {})",
+                    auth.method,
+                    p.var_name(OPT_ACCOUNT_NAME),
+                    p.var_name(OPT_ENDPOINT)
+                ),
+            ))
+        }
+    };
+    if endpoint.scheme() != "https" {
+        return Err(p.invalid(
+            OPT_ENDPOINT,
+            format!("`{endpoint}` is http: Entra ID tokens are only sent over https"),
+        ));
+    }
+    Ok(AccountConfig {
+        storage: p.storage().to_string(),
+        account,
+        endpoint,
+        auth: AzureAuth::Entra(auth),
+        sas_resource: None,
+        http,
+    })
+}
+
+/// The account an endpoint names: the first path segment path-style, else the first host label.
+fn account_of(endpoint: &Url) -> Option<String> {
+    if is_path_style(endpoint) {
+        endpoint
+            .path_segments()
+            .and_then(|mut s| s.next().map(str::to_string))
+            .filter(|s| !s.is_empty())
+    } else {
+        endpoint
+            .host_str()
+            .and_then(|h| h.split('.').next())
+            .map(str::to_string)
     }
 }
 
@@ -158,7 +245,7 @@ pub fn is_path_style(url: &Url) -> bool {
     }
 }
 
-fn from_sas_url(p: &Profile<'_>, text: &str) -> Result<AccountConfig> {
+fn from_sas_url(p: &Profile<'_>, text: &str, http: reqwest::Client) -> Result<AccountConfig> {
     let url = Url::parse(text.trim())
         .map_err(|e| p.invalid(OPT_SAS_URL, format!("is not a URL: {e}")))?;
     let token = url.query().unwrap_or_default().to_string();
@@ -199,6 +286,7 @@ fn from_sas_url(p: &Profile<'_>, text: &str) -> Result<AccountConfig> {
             token: Secret::new(token),
         },
         sas_resource: segments.first().cloned(),
+        http,
     })
 }
 
@@ -207,6 +295,7 @@ pub fn from_connection_string(
     storage: &str,
     text: &str,
     service: Service,
+    http: reqwest::Client,
 ) -> Result<AccountConfig> {
     let mut parts = HashMap::new();
     for piece in text.trim().split(';').filter(|s| !s.trim().is_empty()) {
@@ -236,6 +325,7 @@ pub fn from_connection_string(
                 key: Secret::new(AZURITE_KEY),
             },
             sas_resource: None,
+            http,
         });
     }
     let missing = |part: &str| {
@@ -263,15 +353,7 @@ pub fn from_connection_string(
     };
     let account = match account {
         Some(a) => a,
-        None if is_path_style(&endpoint) => endpoint
-            .path_segments()
-            .and_then(|mut s| s.next().map(str::to_string))
-            .ok_or_else(|| missing("AccountName"))?,
-        None => endpoint
-            .host_str()
-            .and_then(|h| h.split('.').next())
-            .map(str::to_string)
-            .ok_or_else(|| missing("AccountName"))?,
+        None => account_of(&endpoint).ok_or_else(|| missing("AccountName"))?,
     };
     let auth = if let Some(token) = parts.get("sharedaccesssignature") {
         AzureAuth::Sas {
@@ -296,6 +378,7 @@ pub fn from_connection_string(
         endpoint,
         auth,
         sas_resource: None,
+        http,
     })
 }
 
@@ -305,27 +388,24 @@ mod tests {
 
     #[test]
     fn connection_string_with_key() {
-        let c = from_connection_string(
-            "a",
-            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net",
-            Service::Blob,
-        )
+        let c = from_connection_string("a", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net", Service::Blob, reqwest::Client::new())
         .unwrap();
         assert_eq!(c.account, "acct");
         assert_eq!(c.endpoint.as_str(), "https://acct.blob.core.windows.net/");
         assert!(matches!(c.auth, AzureAuth::SharedKey { .. }));
-        let f =
-            from_connection_string("a", "AccountName=acct;AccountKey=a2V5", Service::File).unwrap();
+        let f = from_connection_string(
+            "a",
+            "AccountName=acct;AccountKey=a2V5",
+            Service::File,
+            reqwest::Client::new(),
+        )
+        .unwrap();
         assert_eq!(f.endpoint.as_str(), "https://acct.file.core.windows.net/");
     }
 
     #[test]
     fn connection_string_with_service_endpoint_path_style() {
-        let c = from_connection_string(
-            "a",
-            "AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;FileEndpoint=http://127.0.0.1:9/devstoreaccount1",
-            Service::File,
-        )
+        let c = from_connection_string("a", "AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;FileEndpoint=http://127.0.0.1:9/devstoreaccount1", Service::File, reqwest::Client::new())
         .unwrap();
         assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/devstoreaccount1/");
     }
@@ -336,6 +416,7 @@ mod tests {
             "a",
             "DefaultEndpointsProtocol=https;AccountName=acct",
             Service::Blob,
+            reqwest::Client::new(),
         )
         .unwrap_err();
         assert_eq!(e.code(), "azure.connection_string_invalid");
@@ -344,6 +425,7 @@ mod tests {
             "a",
             "DefaultEndpointsProtocol=https;AccountKey=a2V5",
             Service::Blob,
+            reqwest::Client::new(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("`AccountName`"), "{e}");
@@ -351,6 +433,7 @@ mod tests {
             "a",
             "AccountName=acct;AccountKey=a2V5;EndpointSuf",
             Service::Blob,
+            reqwest::Client::new(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("EndpointSuf"), "{e}");
@@ -358,8 +441,13 @@ mod tests {
 
     #[test]
     fn truncated_key_is_reported() {
-        let e = from_connection_string("a", "AccountName=acct;AccountKey=abc", Service::Blob)
-            .unwrap_err();
+        let e = from_connection_string(
+            "a",
+            "AccountName=acct;AccountKey=abc",
+            Service::Blob,
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("cut short"), "{e}");
     }
 

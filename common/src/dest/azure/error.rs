@@ -1,7 +1,17 @@
 //! Map Azure Storage responses (status + `x-ms-error-code`) to the seed's error classes, for
 //! Blob containers and File shares alike. Table-tested below.
 
+use super::AzureAuth;
 use crate::error::Error;
+
+/// An authorization failure before any request left: no token, or a request that cannot be signed.
+pub fn credential_error(account: &str, auth: &AzureAuth, e: &azure_core::Error) -> Error {
+    Error::AzureToken {
+        account: account.to_string(),
+        method: auth.method().to_string(),
+        detail: super::signing::error_chain(e),
+    }
+}
 
 /// What a request was aimed at, for messages.
 #[derive(Debug, Clone)]

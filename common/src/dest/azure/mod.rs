@@ -2,7 +2,10 @@
 //! endpoint), request signing with `reqsign-azure-storage`, and the seed's error classes.
 
 pub mod account;
+pub mod entra;
 pub mod error;
+pub mod http;
+pub mod probe;
 pub mod signing;
 
 pub use account::{AccountConfig, AzureAuth, Service};

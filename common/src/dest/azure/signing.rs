@@ -1,6 +1,7 @@
-//! Signing with `reqsign-azure-storage` (SharedKey, or SAS by appending the token), for the Blob
-//! SDK's pipeline (a per-try policy: the 1.x SDK only knows Entra ID tokens) and for the Files
-//! client's plain requests alike. A policy runs after retry, so every attempt is signed afresh.
+//! Authorizing requests: signed with `reqsign-azure-storage` (SharedKey, or SAS by appending the
+//! token), or carrying an Entra ID bearer token. One [`Authorizer`] serves the Blob SDK's pipeline
+//! (a per-try policy) and the Files client's plain requests alike. A policy runs after retry, so
+//! every attempt is authorized afresh (a token near expiry is refreshed by its credential).
 
 use std::sync::Arc;
 
@@ -11,22 +12,54 @@ use azure_core::http::{Context, Request, Url};
 use reqsign_azure_storage::{Credential, RequestSigner, StaticCredentialProvider};
 
 use super::account::{AccountConfig, AzureAuth};
+use super::entra::{EntraAuth, STORAGE_SCOPE};
 
 pub type Signer = reqsign_core::Signer<Credential>;
 
-/// A signer for the account's credential.
-pub fn signer(cfg: &AccountConfig) -> Signer {
-    let provider = match &cfg.auth {
-        AzureAuth::SharedKey { key } => {
-            StaticCredentialProvider::new_shared_key(&cfg.account, key.expose())
+pub enum Authorizer {
+    Signer(Signer),
+    Token(EntraAuth),
+}
+
+impl Authorizer {
+    pub fn new(cfg: &AccountConfig) -> Self {
+        let provider = match &cfg.auth {
+            AzureAuth::SharedKey { key } => {
+                StaticCredentialProvider::new_shared_key(&cfg.account, key.expose())
+            }
+            AzureAuth::Sas { token } => StaticCredentialProvider::new_sas_token(token.expose()),
+            AzureAuth::Entra(auth) => return Authorizer::Token(auth.clone()),
+        };
+        Authorizer::Signer(reqsign_core::Signer::new(
+            reqsign_core::Context::new(),
+            provider,
+            RequestSigner::new(),
+        ))
+    }
+
+    /// Sign the request head, or add the bearer token. A token failure is a `Credential` error.
+    pub async fn authorize(&self, parts: &mut http::request::Parts) -> azure_core::Result<()> {
+        match self {
+            Authorizer::Signer(signer) => signer.sign(parts, None).await.map_err(sign_error),
+            Authorizer::Token(auth) => {
+                let token = auth
+                    .credential
+                    .get_token(&[STORAGE_SCOPE], None)
+                    .await
+                    .map_err(|e| {
+                        azure_core::Error::with_message(ErrorKind::Credential, error_chain(&e))
+                    })?;
+                let value = format!("Bearer {}", token.token.secret());
+                let value = http::HeaderValue::from_str(&value).map_err(sign_error)?;
+                parts.headers.insert(http::header::AUTHORIZATION, value);
+                Ok(())
+            }
         }
-        AzureAuth::Sas { token } => StaticCredentialProvider::new_sas_token(token.expose()),
-    };
-    reqsign_core::Signer::new(reqsign_core::Context::new(), provider, RequestSigner::new())
+    }
 }
 
 pub struct SigningPolicy {
-    signer: Signer,
+    authorizer: Authorizer,
 }
 
 impl std::fmt::Debug for SigningPolicy {
@@ -38,7 +71,7 @@ impl std::fmt::Debug for SigningPolicy {
 impl SigningPolicy {
     pub fn new(cfg: &AccountConfig) -> Self {
         SigningPolicy {
-            signer: signer(cfg),
+            authorizer: Authorizer::new(cfg),
         }
     }
 }
@@ -73,10 +106,7 @@ impl Policy for SigningPolicy {
             head = head.header("content-length", body_len.to_string());
         }
         let (mut parts, ()) = head.body(()).map_err(sign_error)?.into_parts();
-        self.signer
-            .sign(&mut parts, None)
-            .await
-            .map_err(sign_error)?;
+        self.authorizer.authorize(&mut parts).await?;
         for (name, value) in parts.headers.iter() {
             let value = value.to_str().map_err(sign_error)?;
             request.insert_header(name.as_str().to_string(), value.to_string());
@@ -90,4 +120,21 @@ impl Policy for SigningPolicy {
             None => Err(sign_error("no transport after the signing policy")),
         }
     }
+}
+
+/// Every distinct message of an error and its sources, first lines only: the SDK wraps the
+/// endpoint's answer ("AADSTS7000215: Invalid client secret…") in retry-policy errors whose
+/// own text says nothing.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        let line = text.lines().next().unwrap_or_default().trim().to_string();
+        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }

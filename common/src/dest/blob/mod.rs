@@ -11,7 +11,7 @@ use std::num::NonZero;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::http::{new_http_client, ClientOptions, HttpClientOptions, Transport, Url};
+use azure_core::http::{ClientOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
     BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockListType, BlockLookupList,
@@ -24,9 +24,11 @@ use azure_storage_blob::{
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use super::azure::error::{classify, Target};
+use super::azure::error::{classify, credential_error, Target};
+use super::azure::probe::connect_and_authenticate;
 use super::azure::signing::SigningPolicy;
-use super::{Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use super::azure::AzureAuth;
+use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
 
@@ -53,10 +55,8 @@ impl BlobDestination {
                 ),
             )
         })?;
-        // One HTTP client (one connection pool) for every blob client of this destination.
-        let transport = Transport::new(new_http_client(Some(HttpClientOptions {
-            automatic_decompression: false,
-        })));
+        // The account's HTTP client: one connection pool for every blob client and the tokens.
+        let transport = Transport::new(Arc::new(cfg.account.http.clone()));
         let client_options = ClientOptions {
             per_try_policies: vec![Arc::new(SigningPolicy::new(&cfg.account))],
             transport: Some(transport),
@@ -139,6 +139,7 @@ impl BlobDestination {
     fn map_err(&self, resource: &str, needs: &'static str, e: azure_core::Error) -> Error {
         map_sdk_error(
             &self.cfg.account.account,
+            &self.cfg.account.auth,
             &self.container,
             resource,
             needs,
@@ -150,6 +151,7 @@ impl BlobDestination {
 /// Map an SDK error to the seed's classes (see [`classify`]).
 fn map_sdk_error(
     account: &str,
+    auth: &AzureAuth,
     container: &str,
     resource: &str,
     needs: &'static str,
@@ -173,6 +175,7 @@ fn map_sdk_error(
                 error_code.as_deref().unwrap_or_default(),
             )
         }
+        ErrorKind::Credential => credential_error(account, auth, &e),
         ErrorKind::Connection | ErrorKind::Io => Error::AzureUnreachable {
             endpoint: redact_url(resource),
             detail: e.to_string(),
@@ -255,32 +258,40 @@ impl Destination for BlobDestination {
         self.cfg.max_connections
     }
 
-    async fn check(&self) -> Result<()> {
-        // List first: it proves the container exists and listing is allowed, and unlike Get
-        // Container Properties it works with a container-level SAS.
+    async fn check(&self) -> std::result::Result<(), CheckFailure> {
+        connect_and_authenticate(&self.cfg.account).await?;
+        // List first: it proves the container exists (access) and listing is allowed, and
+        // unlike Get Container Properties it works with a container-level SAS.
         let what = format!("container {}", self.container);
         let options = BlobContainerClientListBlobsOptions {
             maxresults: Some(1),
             prefix: (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix)),
             ..Default::default()
         };
-        let mut pages = self
-            .container_client
-            .list_blobs(Some(options))
-            .map_err(|e| self.map_err(&what, "list", e))?
-            .into_pages();
-        pages
-            .try_next()
-            .await
-            .map_err(|e| self.map_err(&what, "list", e))?;
+        let listed = match self.container_client.list_blobs(Some(options)) {
+            Ok(pager) => pager.into_pages().try_next().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = listed {
+            let error = self.map_err(&what, "list", e);
+            let step = if matches!(error, Error::AzureForbidden { .. }) {
+                "list"
+            } else {
+                "access"
+            };
+            return Err(CheckFailure { step, error });
+        }
         // Write permission: stage a block that is never committed, so nothing becomes visible.
         let probe = format!("{RESERVED_DIR}/connection-test");
-        let client = self.block_client(&probe)?;
+        let client = self
+            .block_client(&probe)
+            .map_err(CheckFailure::at("write"))?;
         let data = Bytes::from_static(b"connection test");
         client
             .stage_block(&probe_block_id(), data.len() as u64, data.into(), None)
             .await
-            .map_err(|e| self.map_err(&what, "write", e))?;
+            .map_err(|e| self.map_err(&what, "write", e))
+            .map_err(CheckFailure::at("write"))?;
         Ok(())
     }
 
@@ -359,6 +370,7 @@ impl Destination for BlobDestination {
             client: self.block_client(path)?,
             name: self.blob_name(path),
             account: self.cfg.account.account.clone(),
+            auth: self.cfg.account.auth.clone(),
             container: self.container.clone(),
         }))
     }
@@ -428,12 +440,20 @@ struct BlobUpload {
     client: BlockBlobClient,
     name: String,
     account: String,
+    auth: AzureAuth,
     container: String,
 }
 
 impl BlobUpload {
     fn map_err(&self, e: azure_core::Error) -> Error {
-        map_sdk_error(&self.account, &self.container, &self.name, "write", e)
+        map_sdk_error(
+            &self.account,
+            &self.auth,
+            &self.container,
+            &self.name,
+            "write",
+            e,
+        )
     }
 }
 

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::config::FilesConfig;
+use crate::dest::azure::error::credential_error;
 use crate::dest::azure::error::{classify, Target};
-use crate::dest::azure::signing::{signer, Signer};
+use crate::dest::azure::signing::Authorizer;
 use crate::dest::azure::AzureAuth;
 use crate::error::{redact_url, Error, Result};
 
@@ -25,7 +26,7 @@ const ATTEMPTS: u32 = 5;
 
 pub struct FilesClient {
     http: reqwest::Client,
-    signer: Signer,
+    authorizer: Authorizer,
     auth: AzureAuth,
     share_url: Url,
     pub account: String,
@@ -59,14 +60,9 @@ impl FilesClient {
             .map_err(|_| Error::Internal("endpoint cannot be a base URL".into()))?
             .pop_if_empty()
             .push(&share);
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
         Ok(FilesClient {
-            http,
-            signer: signer(&cfg.account),
+            http: cfg.account.http.clone(),
+            authorizer: Authorizer::new(&cfg.account),
             auth: cfg.account.auth.clone(),
             share_url,
             account: cfg.account.account.clone(),
@@ -166,13 +162,19 @@ impl FilesClient {
         for (name, value) in headers {
             head = head.header(*name, value.as_str());
         }
+        if self.auth.is_entra() {
+            // The File service serves OAuth requests only to callers that declare the intent:
+            // `backup` grants the data-plane rights of the identity's RBAC role.
+            head = head.header("x-ms-file-request-intent", "backup");
+        }
         let (mut parts, ()) = head
             .body(())
             .map_err(|e| Failure::Local(Error::Internal(format!("invalid request head: {e}"))))?
             .into_parts();
-        self.signer.sign(&mut parts, None).await.map_err(|e| {
-            Failure::Local(Error::Internal(format!("cannot sign the request: {e}")))
-        })?;
+        self.authorizer
+            .authorize(&mut parts)
+            .await
+            .map_err(|e| Failure::Local(credential_error(&self.account, &self.auth, &e)))?;
         let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
             .map_err(Failure::Transport)?;
         let response = self

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use md5::Digest;
 
-use super::{Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use super::azure::probe::connect_and_authenticate;
+use super::azure::AccountConfig;
+use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{Error, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
@@ -38,6 +40,7 @@ pub struct FilesDestination {
     known_dirs: Mutex<HashSet<String>>,
     /// Temporaries found by `list`, removed by `clean_up_incomplete`.
     stale: Mutex<Vec<String>>,
+    account: AccountConfig,
 }
 
 impl FilesDestination {
@@ -53,6 +56,7 @@ impl FilesDestination {
         })?;
         Ok(FilesDestination {
             client: Arc::new(FilesClient::new(&cfg, share)?),
+            account: cfg.account,
             prefix: prefix.trim_matches('/').to_string(),
             known_dirs: Mutex::new(HashSet::new()),
             stale: Mutex::new(Vec::new()),
@@ -135,15 +139,25 @@ impl Destination for FilesDestination {
         names::check(&self.full(path))
     }
 
-    async fn check(&self) -> Result<()> {
-        self.client.share_properties().await?;
-        self.client.list(&self.prefix).await?;
+    async fn check(&self) -> std::result::Result<(), CheckFailure> {
+        connect_and_authenticate(&self.account).await?;
+        self.client
+            .share_properties()
+            .await
+            .map_err(CheckFailure::at("access"))?;
+        self.client
+            .list(&self.prefix)
+            .await
+            .map_err(CheckFailure::at("list"))?;
         // Write permission: create a temporary in the prefix directory and delete it again.
-        let probe = self
-            .temporary_for(&join(&self.prefix, "probe"), None)
-            .await?;
-        self.client.create_file(&probe, 0, &[]).await?;
-        self.client.delete_file(&probe).await
+        let write = async {
+            let probe = self
+                .temporary_for(&join(&self.prefix, "probe"), None)
+                .await?;
+            self.client.create_file(&probe, 0, &[]).await?;
+            self.client.delete_file(&probe).await
+        };
+        write.await.map_err(CheckFailure::at("write"))
     }
 
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
