@@ -28,6 +28,8 @@ pub struct SshdOptions {
     pub user_ca: bool,
     /// Offer only legacy algorithms (CBC cipher, SHA-1 key exchange and MAC), like an old NAS.
     pub legacy_only: bool,
+    /// Passwords only through keyboard-interactive (PAM), as many distributions ship sshd.
+    pub keyboard_interactive: bool,
 }
 
 impl Default for SshdOptions {
@@ -37,6 +39,7 @@ impl Default for SshdOptions {
             authorized_keys: true,
             user_ca: false,
             legacy_only: false,
+            keyboard_interactive: false,
         }
     }
 }
@@ -110,14 +113,15 @@ impl Sshd {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {pid}\n\
-             AuthorizedKeysFile {auth}\nUsePAM no\nStrictModes no\nPermitRootLogin no\n\
-             PasswordAuthentication {pw}\nKbdInteractiveAuthentication no\n\
+             AuthorizedKeysFile {auth}\nUsePAM {kbd}\nStrictModes no\nPermitRootLogin no\n\
+             PasswordAuthentication {pw}\nKbdInteractiveAuthentication {kbd}\n\
              PubkeyAuthentication yes\nAllowUsers {TEST_USER}\nMaxStartups 100:30:200\n\
              Subsystem sftp internal-sftp -l INFO\nLogLevel VERBOSE\n{extra}",
             host_key = p("host_key").display(),
             pid = p("sshd.pid").display(),
             auth = p("authorized_keys").display(),
             pw = yes_no(opts.password_auth),
+            kbd = yes_no(opts.keyboard_interactive),
         );
         fs::write(p("sshd_config"), config).expect("sshd_config");
         let log = fs::File::create(p("sshd.log")).expect("log");

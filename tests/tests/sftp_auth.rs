@@ -1,6 +1,7 @@
 //! Each SFTP authentication option of the seed, against an sshd configured for the case:
 //! inline PEM key, key file with passphrase, OpenSSH certificate (inline and file), ssh-agent
-//! (a real `ssh-agent`), and Allow Insecure Ciphers against a legacy-only server.
+//! (a real `ssh-agent`), Allow Insecure Ciphers against a legacy-only server, and a password
+//! through keyboard-interactive (PAM) where password authentication is off.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -229,4 +230,32 @@ async fn allow_insecure_ciphers_reaches_a_legacy_server() {
     );
     let c = check(with(key, "SSH_ALLOW_INSECURE_CIPHERS", "true")).await;
     assert!(c.ok, "{c:#?}");
+}
+
+#[tokio::test]
+async fn a_password_goes_through_keyboard_interactive_when_the_server_wants_that() {
+    let sshd = Sshd::start_with(SshdOptions {
+        password_auth: false,
+        authorized_keys: false,
+        keyboard_interactive: true,
+        ..Default::default()
+    });
+    let c = check(with(
+        base(&sshd),
+        "SSH_PASSWORD",
+        harness::sshd::TEST_PASSWORD,
+    ))
+    .await;
+    assert!(c.ok, "{c:#?}");
+    assert!(
+        sshd.log().contains("Accepted keyboard-interactive/pam"),
+        "{}",
+        sshd.log()
+    );
+    let c = check(with(base(&sshd), "SSH_PASSWORD", "not-the-password")).await;
+    assert_eq!(c.failed_step.as_deref(), Some("authenticate"), "{c:#?}");
+    let e = c.error.expect("error");
+    assert_eq!(e.code, "sftp.auth_failed");
+    assert!(e.message.contains("keyboard-interactive"), "{}", e.message);
+    assert!(!e.message.contains("not-the-password"));
 }

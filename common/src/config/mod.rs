@@ -2,7 +2,8 @@
 //!
 //! Options follow rclone's convention `<PREFIX>_<STORAGE>_<OPTION>` with the seeds' option names,
 //! e.g. `BACKUP_STORAGE_OFFICE_NAS_SSH_HOST`. They come from the environment and, optionally, from a
-//! profile file of `KEY=VALUE` lines named by `BACKUP_PROFILES_FILE` (the environment wins).
+//! profile file of `KEY=VALUE` lines named by `BACKUP_PROFILES_FILE`, and from secrets a platform
+//! entry point fetched (AWS Secrets Manager); the environment wins over both.
 //! Each storage module parses its own options from a [`Profile`]; nothing here knows a service.
 
 mod secret;
@@ -38,10 +39,16 @@ impl std::fmt::Debug for Profiles {
 impl Profiles {
     /// Profiles from this process's environment, plus the profile file it names.
     pub fn from_env() -> Result<Self> {
+        Self::from_env_with(HashMap::new())
+    }
+
+    /// Like [`Profiles::from_env`], with variables from a secret store under the environment.
+    pub fn from_env_with(secret_vars: HashMap<String, String>) -> Result<Self> {
         let mut vars: HashMap<String, String> = HashMap::new();
         if let Ok(file) = std::env::var(PROFILES_FILE_VAR) {
             vars.extend(read_profile_file(Path::new(&file))?);
         }
+        vars.extend(secret_vars);
         vars.extend(std::env::vars());
         Ok(Self::from_vars(vars))
     }
@@ -95,6 +102,31 @@ fn read_profile_file(path: &Path) -> Result<HashMap<String, String>> {
         ))
     })?;
     Ok(parse_profile_lines(&text))
+}
+
+/// Variables from a secret's text: a JSON object of strings (what the Secrets Manager console
+/// writes as key/value pairs), or `KEY=VALUE` lines like a profile file. The error never quotes
+/// the text.
+pub fn parse_secret_text(text: &str) -> std::result::Result<HashMap<String, String>, String> {
+    if text.trim_start().starts_with('{') {
+        let map: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "is not a JSON object (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        return map
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                serde_json::Value::Number(n) => Ok((k, n.to_string())),
+                serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+                _ => Err(format!("`{k}` must be a string")),
+            })
+            .collect();
+    }
+    Ok(parse_profile_lines(text))
 }
 
 fn parse_profile_lines(text: &str) -> HashMap<String, String> {
@@ -250,6 +282,20 @@ mod tests {
             .parse::<u16>("SSH_PORT")
             .unwrap_err();
         assert!(e.to_string().contains("SSH_PORT"), "{e}");
+    }
+
+    #[test]
+    fn secret_text_as_json_or_lines() {
+        let json = parse_secret_text(
+            r#"{"BACKUP_STORAGE_A_ACCOUNT_KEY": "k==", "BACKUP_STORAGE_A_SSH_PORT": 22}"#,
+        )
+        .unwrap();
+        assert_eq!(json["BACKUP_STORAGE_A_ACCOUNT_KEY"], "k==");
+        assert_eq!(json["BACKUP_STORAGE_A_SSH_PORT"], "22");
+        let lines = parse_secret_text("A=1\nB=two").unwrap();
+        assert_eq!(lines["B"], "two");
+        let e = parse_secret_text(r#"{"A": "secret-value""#).unwrap_err();
+        assert!(!e.contains("secret-value"), "{e}");
     }
 
     #[test]

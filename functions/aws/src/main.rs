@@ -5,6 +5,9 @@
 //! - a schedule (EventBridge rule or Scheduler): the backup plan (`BACKUP_PLAN` /
 //!   `BACKUP_PLAN_FILE`) becomes job messages on `BACKUP_QUEUE_URL`.
 //!
+//! Storage options come from the environment and from the Secrets Manager secrets named by
+//! `BACKUP_SECRETS_ID` (see `secrets`).
+//!
 //! Every result is logged as JSON and, when `BACKUP_RESULTS_QUEUE_URL` is set, sent there.
 //! With `BACKUP_QUEUE_URL` set, big jobs fan out: their parts, and whatever a part could not
 //! finish `BACKUP_HANDOFF_MARGIN_SECS` (60) before the invocation's deadline, go on that queue.
@@ -19,6 +22,8 @@ use backup_common::{job, result::JobResult};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 use tracing::Instrument;
+
+mod secrets;
 
 struct App {
     profiles: Profiles,
@@ -40,19 +45,30 @@ async fn main() -> Result<(), Error> {
         .init();
     let job_queue = std::env::var("BACKUP_QUEUE_URL").ok();
     let results_queue = std::env::var("BACKUP_RESULTS_QUEUE_URL").ok();
-    // The SQS client is built only when a queue is configured (it costs cold-start time).
-    let sqs = match job_queue.is_some() || results_queue.is_some() {
-        true => Some(aws_sdk_sqs::Client::new(
-            &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        )),
+    // The AWS configuration is loaded only when a queue or a secret needs it (cold start).
+    let needs_aws = job_queue.is_some()
+        || results_queue.is_some()
+        || std::env::var(secrets::SECRETS_ID_VAR).is_ok();
+    let aws = match needs_aws {
+        true => Some(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await),
         false => None,
+    };
+    let sqs = aws
+        .as_ref()
+        .filter(|_| job_queue.is_some() || results_queue.is_some())
+        .map(aws_sdk_sqs::Client::new);
+    let secret_vars = match &aws {
+        Some(config) => secrets::load(config)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?,
+        None => Default::default(),
     };
     let margin = std::env::var("BACKUP_HANDOFF_MARGIN_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     let app = App {
-        profiles: Profiles::from_env()?,
+        profiles: Profiles::from_env_with(secret_vars)?,
         handoff_margin: Duration::from_secs(margin),
         sqs,
         job_queue,

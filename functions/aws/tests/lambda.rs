@@ -224,3 +224,93 @@ async fn a_big_job_fans_out_over_the_job_queue() {
         "{names:?}"
     );
 }
+
+/// One SQS record carrying `body`, shaped like the sample batch.
+fn single_record_event(body: &str) -> Value {
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(events().join("aws/sqs-batch.json")).unwrap(),
+    )
+    .unwrap();
+    let mut record = sample["Records"][0].clone();
+    record["body"] = Value::String(body.to_string());
+    json!({ "Records": [record] })
+}
+
+async fn put_secret(moto: &Moto, name: &str, value: &str) {
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_secrets_come_from_secrets_manager() {
+    let stack = Stack::start();
+    let moto = Moto::start();
+    stack.azurite.create_container("secrets").await;
+    let src = stack.source_dir("from-secrets");
+    write_file(&src, "ledger.xlsx", b"ledger");
+    // The function's environment has no key and no SSH credential: both are in the secret.
+    let mut env: Vec<(String, String)> = stack
+        .vars()
+        .into_iter()
+        .filter(|(k, _)| {
+            k != "BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY"
+                && k != "BACKUP_STORAGE_OFFICE_NAS_SSH_PRIVATE_KEY_FILE"
+        })
+        .collect();
+    let secret = json!({
+        "BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY": backup_common::dest::blob::config::AZURITE_KEY,
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_PASSWORD": harness::sshd::TEST_PASSWORD,
+    });
+    put_secret(&moto, "backup/storages", &secret.to_string()).await;
+    env.extend(moto.aws_env());
+    env.push(("BACKUP_SECRETS_ID".into(), "backup/storages".into()));
+
+    let api = RuntimeApi::start();
+    let _function = start_function(&api, env);
+    let body = json!({
+        "kind": "backup", "job_id": "from-secrets",
+        "source": {"storage": "office_nas", "path": src.display().to_string()},
+        "destination": {"storage": "archive", "container": "secrets"},
+    });
+    let id = api.invoke(&single_record_event(&body.to_string()), 60_000);
+    assert_eq!(
+        api.outcome(&id, Duration::from_secs(60)),
+        Outcome::Response(json!({"batchItemFailures": []}))
+    );
+    assert_eq!(stack.azurite.list("secrets").await, ["ledger.xlsx"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_stops_the_function_at_start_naming_it() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(api.function_env())
+        .envs(moto.aws_env())
+        .env("BACKUP_SECRETS_ID", "backup/nowhere")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bootstrap");
+    assert!(!out.status.success());
+    let logs =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("backup/nowhere") && logs.contains("ResourceNotFoundException"),
+        "{logs}"
+    );
+}

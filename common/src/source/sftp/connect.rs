@@ -288,7 +288,11 @@ async fn authenticate(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Resul
         if matches!(res, AuthResult::Success) {
             return Ok(());
         }
-        tried.push("the password (SSH_PASSWORD)");
+        // Many servers (PAM) take the password only through keyboard-interactive.
+        if keyboard_interactive(ssh, cfg, password.expose()).await? {
+            return Ok(());
+        }
+        tried.push("the password (SSH_PASSWORD, as password and keyboard-interactive)");
     }
     let hint = if tried.iter().any(|m| m.contains("certificate")) {
         "Verify that the server trusts the certificate's CA (TrustedUserCAKeys), that the certificate names this user as a principal and has not expired"
@@ -304,6 +308,43 @@ async fn authenticate(ssh: &mut Handle<HostKeyCheck>, cfg: &SftpConfig) -> Resul
         method: tried.join(" and "),
         hint: hint.to_string(),
     })
+}
+
+/// Answer a keyboard-interactive exchange: hidden prompts get the password, echoed ones the
+/// username. A few rounds at most (PAM may send an empty round before the password prompt).
+async fn keyboard_interactive(
+    ssh: &mut Handle<HostKeyCheck>,
+    cfg: &SftpConfig,
+    password: &str,
+) -> Result<bool> {
+    use russh::client::KeyboardInteractiveAuthResponse as Reply;
+    let mut reply = ssh
+        .authenticate_keyboard_interactive_start(&cfg.username, None)
+        .await
+        .map_err(|e| auth_transport_error(cfg, e))?;
+    for _ in 0..4 {
+        match reply {
+            Reply::Success => return Ok(true),
+            Reply::Failure { .. } => return Ok(false),
+            Reply::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            cfg.username.clone()
+                        } else {
+                            password.to_string()
+                        }
+                    })
+                    .collect();
+                reply = ssh
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await
+                    .map_err(|e| auth_transport_error(cfg, e))?;
+            }
+        }
+    }
+    Ok(matches!(reply, Reply::Success))
 }
 
 fn auth_transport_error(cfg: &SftpConfig, e: russh::Error) -> Error {
