@@ -1,6 +1,8 @@
 //! A local identity endpoint over https: it plays the Entra ID token endpoint
 //! (`/{tenant}/oauth2/v2.0/token`: client secret, client assertion, password grants) and the
-//! Azure Functions / App Service managed identity endpoint (`/msi/token`). It checks what it is
+//! Azure Functions / App Service managed identity endpoint (`/msi/token`), and, on a plain-http
+//! port that clients reach as their HTTP proxy, the VM instance metadata endpoint (requests for
+//! `http://169.254.169.254/metadata/identity/oauth2/token`). It checks what it is
 //! sent for real (secrets, passwords, the RS256 signature of a client assertion against the
 //! registered certificate, the identity header, the requested scope) and answers in Entra's
 //! format, errors included. Its tokens carry what Azurite and the Files server check: issuer
@@ -35,6 +37,9 @@ pub enum AppCredential {
     Certificate {
         by_subject: bool,
     },
+    /// Workload identity federation: the assertion is this token (a Kubernetes service account
+    /// token in real life), taken as is.
+    Federated(String),
 }
 
 /// One token the endpoint issued (for tests to assert who got what, and how).
@@ -65,7 +70,9 @@ struct Shared {
 
 pub struct Identity {
     shared: Arc<Shared>,
+    imds_port: u16,
     _server: Background,
+    _imds: Background,
 }
 
 impl Identity {
@@ -90,10 +97,24 @@ impl Identity {
         let addr = format!("127.0.0.1:{port}").parse().expect("addr");
         let server =
             files_server::serve::spawn("identity", addr, app, Some(acceptor)).expect("identity");
+        let imds = Router::new()
+            .route("/metadata/identity/oauth2/token", get(imds))
+            .with_state(shared.clone());
+        let imds =
+            files_server::serve::spawn("imds", "127.0.0.1:0".parse().expect("addr"), imds, None)
+                .expect("imds");
         Identity {
             shared,
+            imds_port: imds.addr.port(),
             _server: server,
+            _imds: imds,
         }
+    }
+
+    /// An HTTP proxy (`HTTP_PROXY`) through which `http://169.254.169.254/…` reaches the
+    /// instance metadata endpoint served here.
+    pub fn imds_proxy(&self) -> String {
+        format!("http://127.0.0.1:{}", self.imds_port)
     }
 
     /// The authority host (`AUTHORITY_HOST`).
@@ -243,6 +264,17 @@ async fn token(
                     }
                     ("client_secret", client_id, oid, false)
                 }
+                AppCredential::Federated(expected) => {
+                    if form.get("client_assertion") != Some(&expected) {
+                        return entra_error(
+                            StatusCode::UNAUTHORIZED,
+                            "invalid_client",
+                            700211,
+                            "No matching federated identity record found for presented assertion.",
+                        );
+                    }
+                    ("federated", client_id, oid, false)
+                }
                 AppCredential::Certificate { by_subject } => {
                     let expected_aud = format!(
                         "https://127.0.0.1:{}/{tenant}/oauth2/v2.0/token",
@@ -346,7 +378,22 @@ fn check_assertion(
     Ok(x5c.is_some())
 }
 
+/// The App Service / Functions protocol: `x-identity-header`, user-assigned ids as `client_id`,
+/// `object_id` or `mi_res_id`.
 async fn msi(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let secret = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    managed_identity(&shared, &uri, secret == Some(IDENTITY_HEADER), "mi_res_id")
+}
+
+/// The VM instance metadata protocol: `Metadata: true`, resource ids as `msi_res_id`.
+async fn imds(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
+    managed_identity(&shared, &uri, metadata == Some("true"), "msi_res_id")
+}
+
+fn managed_identity(shared: &Shared, uri: &Uri, header_ok: bool, resource_param: &str) -> Response {
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
             .into_owned()
@@ -357,11 +404,7 @@ async fn msi(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
             json!({"statusCode": status.as_u16(), "message": message}),
         )
     };
-    if headers
-        .get("x-identity-header")
-        .and_then(|v| v.to_str().ok())
-        != Some(IDENTITY_HEADER)
-    {
+    if !header_ok {
         return fail(
             StatusCode::UNAUTHORIZED,
             "The identity header is missing or wrong.",
@@ -375,7 +418,7 @@ async fn msi(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) ->
             "api-version 2019-08-01 and resource https://storage.azure.com are expected.",
         );
     }
-    let selector = ["client_id", "object_id", "mi_res_id"]
+    let selector = ["client_id", "object_id", resource_param]
         .iter()
         .find_map(|k| query.get(*k).map(|v| format!("{k}={v}")))
         .unwrap_or_else(|| "system".into());

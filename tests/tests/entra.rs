@@ -426,3 +426,23 @@ async fn files_server_requires_the_backup_intent_with_tokens() {
     );
     assert_eq!(send(Some("backup")).await.expect("send").status(), 200);
 }
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_at_connect_and_says_how_to_trust_it() {
+    let env = Env::start().await;
+    let mut vars: HashMap<String, String> = env.stack.vars();
+    vars.remove("BACKUP_STORAGE_ARCHIVE_CA_CERT_FILE");
+    let r = env
+        .stack
+        .run_with(
+            r#"{"kind": "test_connection", "destination": {"storage": "archive", "container": "entra"}}"#,
+            &Profiles::from_vars(vars),
+        )
+        .await;
+    assert_failed(
+        &r.checks[0],
+        "connect",
+        "azure.unreachable",
+        &["TLS handshake", "certificate", "CA_CERT_FILE"],
+    );
+}

@@ -223,4 +223,60 @@ async fn environment_auth_reads_azure_variables_then_managed_identity() {
     for secret in [SECRET, IDENTITY_HEADER] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+
+    // Workload identity (AKS): a federated token file instead of a secret.
+    let federated = "federated-service-account-token";
+    let fed_oid = env
+        .identity
+        .add_app("fed-app", AppCredential::Federated(federated.into()));
+    let token_file = tempfile::NamedTempFile::new().expect("token file");
+    std::fs::write(token_file.path(), federated).expect("write token");
+    let token_path = token_file.path().display().to_string();
+    let workload = [
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_CLIENT_ID", "fed-app"),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_path.as_str()),
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+    ];
+    let (r, logs) = env.run(
+        r#"{"kind": "test_connection", "destination": {"storage": "fileshare", "share": "msi"}}"#,
+        &[("ENV_AUTH", "true")],
+        &workload,
+    );
+    assert_succeeded(&r);
+    let last = env.identity.grants().pop().expect("grant");
+    assert_eq!(
+        (last.kind, last.oid.as_str()),
+        ("federated", fed_oid.as_str())
+    );
+    assert!(
+        !logs.contains(federated),
+        "the federated token reached the logs"
+    );
+}
+
+/// On a VM (no `IDENTITY_ENDPOINT`) the token comes from the instance metadata endpoint at
+/// 169.254.169.254; the harness serves it behind `HTTP_PROXY`, which the worker's client honours.
+#[tokio::test]
+async fn managed_identity_on_a_vm_uses_the_instance_metadata_endpoint() {
+    let env = Env::start().await;
+    let system = env.identity.add_identity("system");
+    let resource_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/vm";
+    let by_resource = env
+        .identity
+        .add_identity(&format!("msi_res_id={resource_id}"));
+    let proxy = env.identity.imds_proxy();
+    let proxy_env = [("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", "")];
+    let r = &env.check_both(&[("USE_MSI", "true")], &proxy_env)[0];
+    assert_succeeded(r);
+    let r = &env.check_both(
+        &[("USE_MSI", "true"), ("MSI_RESOURCE_ID", resource_id)],
+        &proxy_env,
+    )[1];
+    assert_succeeded(r);
+    let oids: Vec<String> = env.identity.grants().into_iter().map(|g| g.oid).collect();
+    assert!(
+        oids.contains(&system) && oids.contains(&by_resource),
+        "{oids:?}"
+    );
 }

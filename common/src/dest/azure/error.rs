@@ -9,8 +9,22 @@ pub fn credential_error(account: &str, auth: &AzureAuth, e: &azure_core::Error) 
     Error::AzureToken {
         account: account.to_string(),
         method: auth.method().to_string(),
-        detail: super::signing::error_chain(e),
+        detail: entra_description(&super::signing::error_chain(e)),
     }
+}
+
+/// `azure_identity` 1.0 reads Entra's `error_description` as a borrowed string, which fails on the
+/// `\r\n` every real description holds; the description then survives only inside serde's
+/// "invalid type" message. Recover its first line so the user reads Entra's own words.
+fn entra_description(detail: &str) -> String {
+    const START: &str = "invalid type: string \"";
+    const END: &str = "\", expected a borrowed string";
+    let (Some(start), Some(end)) = (detail.find(START), detail.find(END)) else {
+        return detail.to_string();
+    };
+    let inner = &detail[start + START.len()..end.max(start + START.len())];
+    let first_line = inner.split("\\r\\n").next().unwrap_or(inner);
+    format!("{}{first_line}", &detail[..start])
 }
 
 /// What a request was aimed at, for messages.
@@ -66,6 +80,16 @@ pub fn classify(t: &Target<'_>, status: u16, code: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entra_descriptions_are_recovered_from_serde_messages() {
+        let raw = r#"ClientSecretCredential authentication failed. invalid type: string "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x", expected a borrowed string at line 1 column 268"#;
+        assert_eq!(
+            entra_description(raw),
+            "ClientSecretCredential authentication failed. AADSTS7000215: Invalid client secret provided."
+        );
+        assert_eq!(entra_description("plain"), "plain");
+    }
 
     #[test]
     fn table() {

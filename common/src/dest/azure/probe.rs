@@ -1,6 +1,6 @@
 //! Test Connection's first two steps for an Azure account, before any storage request:
-//! `connect` (DNS and TCP to the endpoint) and `authenticate` (an Entra ID token, or a SAS that
-//! has not expired). Each failure names the step's own cause, so "cannot resolve the host" never
+//! `connect` (DNS, TCP, and for https the TLS handshake) and `authenticate` (an Entra ID token,
+//! or a SAS that has not expired). Each failure names the step's own cause, so "cannot resolve the host" never
 //! reads as "wrong key".
 
 use std::time::Duration;
@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 use super::entra::STORAGE_SCOPE;
 use super::error::credential_error;
+use super::signing::error_chain;
 use super::{AccountConfig, AzureAuth};
 use crate::dest::CheckFailure;
 use crate::error::{Error, Result};
@@ -58,7 +59,7 @@ async fn connect(cfg: &AccountConfig) -> Result<()> {
             .unwrap_or_else(|| "no address".into()))
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => tls_handshake(cfg, &host, port).await,
         Ok(Err(e)) => Err(unreachable(format!(
             "connection to {host}:{port} failed ({e}); check firewalls, private endpoints and ENDPOINT"
         ))),
@@ -66,6 +67,27 @@ async fn connect(cfg: &AccountConfig) -> Result<()> {
             "no answer from {host}:{port} within {} s; check network connectivity (NAT, routing, firewalls)",
             CONNECT_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// An unauthenticated HEAD on the service root: any HTTP answer proves TLS and HTTP work; a
+/// failure before one is a handshake problem (an untrusted certificate, a proxy in the way).
+async fn tls_handshake(cfg: &AccountConfig, host: &str, port: u16) -> Result<()> {
+    if cfg.endpoint.scheme() != "https" {
+        return Ok(());
+    }
+    match cfg.http.head(cfg.endpoint.clone()).send().await {
+        Err(e) if e.is_connect() || e.is_timeout() => {
+            let e = e.without_url();
+            Err(Error::AzureUnreachable {
+                endpoint: cfg.endpoint.to_string(),
+                detail: format!(
+                    "TLS handshake with {host}:{port} failed ({}); if a private CA signs the endpoint's certificate, set CA_CERT_FILE",
+                    error_chain(&e)
+                ),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
