@@ -1,17 +1,28 @@
-//! Driving the local runner binary the way a user does: a message on stdin, the stack's
-//! storage profiles in the environment.
+//! Driving the local runner binary the way a user does: a message on stdin, storage profiles
+//! in the environment.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use crate::stack::Stack;
 
-/// Start `bin run -` with `message` on stdin; stdout and stderr are piped.
+/// Start `bin run -` with the stack's profiles and `message` on stdin; stdout and stderr are piped.
 pub fn spawn(bin: &Path, stack: &Stack, message: &str, env: &[(&str, &str)]) -> Child {
+    spawn_with_vars(bin, stack.vars(), message, env)
+}
+
+/// Start `bin run -` with these profile variables (and `env` over them).
+pub fn spawn_with_vars(
+    bin: &Path,
+    vars: HashMap<String, String>,
+    message: &str,
+    env: &[(&str, &str)],
+) -> Child {
     let mut child = Command::new(bin)
         .args(["run", "-"])
-        .envs(stack.vars())
+        .envs(vars)
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -29,7 +40,16 @@ pub fn spawn(bin: &Path, stack: &Stack, message: &str, env: &[(&str, &str)]) -> 
 
 /// Run to completion and collect the output.
 pub fn run(bin: &Path, stack: &Stack, message: &str, env: &[(&str, &str)]) -> Output {
-    spawn(bin, stack, message, env)
+    run_with_vars(bin, stack.vars(), message, env)
+}
+
+pub fn run_with_vars(
+    bin: &Path,
+    vars: HashMap<String, String>,
+    message: &str,
+    env: &[(&str, &str)],
+) -> Output {
+    spawn_with_vars(bin, vars, message, env)
         .wait_with_output()
         .expect("wait for the runner")
 }

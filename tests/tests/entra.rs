@@ -8,46 +8,30 @@ use std::collections::HashMap;
 
 use backup_common::config::Profiles;
 use backup_common::result::{CheckResult, JobStatus};
-use harness::identity::{AppCredential, Identity, TENANT};
+use harness::entra::EntraStack;
+use harness::identity::{AppCredential, TENANT};
 use harness::pki::{Pki, PKCS12_PASSWORD};
-use harness::stack::{write_file, Stack};
+use harness::stack::write_file;
 
 const SECRET: &str = "client-secret-value-7Q~x";
 const USER_PASSWORD: &str = "user-password-9@z";
 
-struct Env {
-    stack: Stack,
-    identity: Identity,
+struct Env(EntraStack);
+
+impl std::ops::Deref for Env {
+    type Target = EntraStack;
+    fn deref(&self) -> &EntraStack {
+        &self.0
+    }
 }
 
 impl Env {
     async fn start() -> Env {
-        let stack = Stack::start_entra();
-        stack.azurite.create_container("entra").await;
-        stack.files.create_share("entra");
-        Env {
-            stack,
-            identity: Identity::start(),
-        }
+        Env(EntraStack::start("entra").await)
     }
 
-    /// The stack's profiles with both Azure storages switched from the account key to Entra ID
-    /// options (`BACKUP_STORAGE_{ARCHIVE,FILESHARE}_<option>`).
     fn profiles(&self, options: &[(&str, &str)]) -> Profiles {
-        let mut vars: HashMap<String, String> = self.stack.vars();
-        for storage in ["ARCHIVE", "FILESHARE"] {
-            vars.remove(&format!("BACKUP_STORAGE_{storage}_ACCOUNT_KEY"));
-            let ca = Pki::get().ca().display().to_string();
-            let common = [
-                ("CA_CERT_FILE", ca.as_str()),
-                ("AUTHORITY_HOST", &self.identity.authority()),
-                ("TENANT_ID", TENANT),
-            ];
-            for (k, v) in common.iter().chain(options) {
-                vars.insert(format!("BACKUP_STORAGE_{storage}_{k}"), v.to_string());
-            }
-        }
-        Profiles::from_vars(vars)
+        Profiles::from_vars(self.vars(options))
     }
 
     async fn check(&self, options: &[(&str, &str)]) -> (CheckResult, CheckResult) {

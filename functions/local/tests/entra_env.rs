@@ -1,33 +1,30 @@
 //! Credentials that come from the process environment, through the runner binary as a
 //! function host starts it: managed identity over the Functions/App Service protocol
-//! (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, served by the harness's identity endpoint), and
-//! Environment Auth (`AZURE_*` variables, then managed identity).
+//! (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`) and the VM instance metadata endpoint, both served
+//! by the harness's identity endpoint, and Environment Auth (`AZURE_*` variables: service
+//! principal, workload identity, then managed identity).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
 
-use harness::identity::{AppCredential, Identity, IDENTITY_HEADER, TENANT};
-use harness::pki::Pki;
-use harness::stack::{write_file, Stack};
+use harness::entra::EntraStack;
+use harness::identity::{AppCredential, IDENTITY_HEADER, TENANT};
+use harness::stack::write_file;
 use serde_json::Value;
 
 const SECRET: &str = "env-client-secret-4xQ";
 
-struct Env {
-    stack: Stack,
-    identity: Identity,
+struct Env(EntraStack);
+
+impl std::ops::Deref for Env {
+    type Target = EntraStack;
+    fn deref(&self) -> &EntraStack {
+        &self.0
+    }
 }
 
 impl Env {
     async fn start() -> Env {
-        let stack = Stack::start_entra();
-        stack.azurite.create_container("msi").await;
-        stack.files.create_share("msi");
-        Env {
-            stack,
-            identity: Identity::start(),
-        }
+        Env(EntraStack::start("msi").await)
     }
 
     /// Run `message` with both Azure storages set to `options` instead of the account key, and
@@ -38,31 +35,14 @@ impl Env {
         options: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> (Value, String) {
-        let mut vars: HashMap<String, String> = self.stack.vars();
-        let ca = Pki::get().ca().display().to_string();
-        for storage in ["ARCHIVE", "FILESHARE"] {
-            vars.remove(&format!("BACKUP_STORAGE_{storage}_ACCOUNT_KEY"));
-            for (k, v) in options.iter().chain(&[("CA_CERT_FILE", ca.as_str())]) {
-                vars.insert(format!("BACKUP_STORAGE_{storage}_{k}"), v.to_string());
-            }
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backup-worker"))
-            .args(["run", "-"])
-            .envs(vars)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start backup-worker");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(message.as_bytes())
-            .expect("write message");
-        let out = child.wait_with_output().expect("wait");
+        let mut env = env.to_vec();
+        env.push(("RUST_LOG", "debug"));
+        let out = harness::runner::run_with_vars(
+            Path::new(env!("CARGO_BIN_EXE_backup-worker")),
+            self.vars(options),
+            message,
+            &env,
+        );
         let logs = String::from_utf8_lossy(&out.stderr).into_owned();
         let result = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("no JSON result ({e}); stderr: {logs}"));

@@ -4,8 +4,7 @@
 //! tokens and client assertions (JWTs). Nothing may be found.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use backup_common::dest::blob::config::AZURITE_KEY;
 use harness::identity::{AppCredential, Identity, IDENTITY_HEADER, TENANT};
@@ -260,23 +259,14 @@ async fn no_secret_reaches_a_log_line_or_a_result() {
         for (k, v) in &case.sftp {
             vars.insert(format!("BACKUP_STORAGE_OFFICE_NAS_{k}"), v.clone());
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backup-worker"))
-            .args(["run", "-"])
-            .envs(vars)
-            .envs(case.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start backup-worker");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(case.message.as_bytes())
-            .expect("message");
-        let out = child.wait_with_output().expect("wait");
+        let mut env: Vec<(&str, &str)> = case.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("RUST_LOG", "trace"));
+        let out = harness::runner::run_with_vars(
+            Path::new(env!("CARGO_BIN_EXE_backup-worker")),
+            vars,
+            &case.message,
+            &env,
+        );
         let text = format!(
             "{}\n{}",
             String::from_utf8_lossy(&out.stdout),

@@ -52,20 +52,7 @@ fn ours(runner: &Path, stack: &Stack, src: &Path, container: &str) -> Measure {
             "options": {{"chunk_size": "4MiB", "upload_concurrency": 16}}}}"#,
         src.display()
     );
-    let mut child = Command::new(runner)
-        .args(["run", "-"])
-        .envs(stack.vars())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start backup-worker");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(message.as_bytes())
-        .expect("message");
+    let child = harness::runner::spawn(runner, stack, &message, &[("RUST_LOG", "warn")]);
     measure(child, "backup-worker")
 }
 
