@@ -4,6 +4,7 @@
 //! [`job`] builds a [`source::Source`] and a [`dest::Destination`] → [`transfer`] moves chunks
 //! between them inside one memory budget → a [`result::JobResult`] says what happened.
 
+pub mod check;
 pub mod config;
 pub mod dest;
 pub mod error;

@@ -221,6 +221,7 @@ async fn allow_insecure_ciphers_reaches_a_legacy_server() {
         sshd.client_key().display().to_string(),
     );
     let refused = check(key.clone()).await;
+    assert_eq!(refused.failed_step.as_deref(), Some("handshake"));
     let e = refused.error.unwrap();
     assert_eq!(e.code, "sftp.connect_failed");
     assert!(

@@ -71,7 +71,13 @@ async fn both_sides_pass_with_good_settings() {
     assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
     assert_eq!(
         r.checks[0].passed,
-        ["configuration", "connect", "authenticate", "list"]
+        [
+            "configuration",
+            "connect",
+            "handshake",
+            "authenticate",
+            "list"
+        ]
     );
     assert_eq!(
         r.checks[1].passed,
@@ -119,7 +125,9 @@ async fn timeout_when_the_server_never_answers() {
         ],
     );
     let c = check(&stack, &source_only("/tmp"), &p).await;
-    assert_failed(&c, "connect", "sftp.timeout", &["Timeout Errors", "1 s"]);
+    // TCP connects (the kernel accepts), so the step that times out is the SSH handshake.
+    assert_failed(&c, "handshake", "sftp.timeout", &["Timeout Errors", "1 s"]);
+    assert_eq!(c.passed, ["configuration", "connect"]);
 }
 
 #[tokio::test]
@@ -239,7 +247,7 @@ async fn host_key_verification() {
     let c = check(&stack, &source_only("/tmp"), &mismatch).await;
     assert_failed(
         &c,
-        "connect",
+        "handshake",
         "sftp.host_key_verification",
         &["Host Key Verification", &fingerprint, wrong],
     );
@@ -264,7 +272,7 @@ async fn host_key_verification() {
     let c = check(&stack, &source_only("/tmp"), &changed).await;
     assert_failed(
         &c,
-        "connect",
+        "handshake",
         "sftp.host_key_verification",
         &["does not match", "intercepting"],
     );
@@ -282,7 +290,7 @@ async fn host_key_verification() {
     let c = check(&stack, &source_only("/tmp"), &unknown).await;
     assert_failed(
         &c,
-        "connect",
+        "handshake",
         "sftp.host_key_verification",
         &[&fingerprint, "SSH_HOST_KEY_FINGERPRINT"],
     );
@@ -325,7 +333,10 @@ async fn permission_denied_on_the_source_path() {
         "sftp.permission_denied",
         &["Permission Denied", "private"],
     );
-    assert_eq!(c.passed, ["configuration", "connect", "authenticate"]);
+    assert_eq!(
+        c.passed,
+        ["configuration", "connect", "handshake", "authenticate"]
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::{Error, Result};
+pub use crate::check::CheckFailure;
+use crate::error::Result;
 
 /// Folder beside the data for the worker's own state; never listed or copied as data.
 pub const RESERVED_DIR: &str = ".backup-worker";
@@ -36,29 +37,12 @@ pub struct FileMeta {
     pub md5: [u8; 16],
 }
 
-/// A destination's Test Connection steps, in order.
-pub const CHECK_STEPS: [&str; 5] = ["connect", "authenticate", "access", "list", "write"];
-
-/// The step of [`CHECK_STEPS`] that failed, and why.
-#[derive(Debug)]
-pub struct CheckFailure {
-    pub step: &'static str,
-    pub error: Error,
-}
-
-impl CheckFailure {
-    /// For `map_err`: `.map_err(CheckFailure::at("list"))`.
-    pub fn at(step: &'static str) -> impl FnOnce(Error) -> CheckFailure {
-        move |error| CheckFailure { step, error }
-    }
-}
-
 #[async_trait]
 pub trait Destination: Send + Sync {
     /// `azureblob://account/container/prefix`, for logs and results. Never contains a secret.
     fn describe(&self) -> String;
 
-    /// Test Connection's checks, in the order of [`CHECK_STEPS`], cheapest first: reach the
+    /// Test Connection's checks, in the order of [`crate::check::DESTINATION_STEPS`], cheapest first: reach the
     /// endpoint, authenticate, the container exists, listing is allowed, writing is allowed
     /// (without leaving anything visible). The first failing step ends the check.
     async fn check(&self) -> std::result::Result<(), CheckFailure>;

@@ -2,8 +2,8 @@
 //! step that fails, with the seed's wording.
 
 use super::storages;
+use crate::check::{CheckFailure, DESTINATION_STEPS, SOURCE_STEPS};
 use crate::config::Profiles;
-use crate::dest::CHECK_STEPS;
 use crate::error::Error;
 use crate::message::TestConnectionJob;
 use crate::result::{CheckResult, JobResult};
@@ -17,30 +17,8 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
             Ok(source) => {
                 check.target = Some(format!("{}{}", source.describe(), src.path));
                 check.pass("configuration");
-                match source.check_root(&src.path).await {
-                    Ok(()) => {
-                        check.pass("connect");
-                        check.pass("authenticate");
-                        check.pass("list");
-                    }
-                    Err(e) => {
-                        let step = match &e {
-                            Error::SftpAuthFailed { .. } | Error::SftpBadKey(_) => {
-                                check.pass("connect");
-                                "authenticate"
-                            }
-                            Error::SftpPermissionDenied { .. }
-                            | Error::SftpNotFound { .. }
-                            | Error::Sftp { .. } => {
-                                check.pass("connect");
-                                check.pass("authenticate");
-                                "list"
-                            }
-                            _ => "connect",
-                        };
-                        check.fail(step, &e);
-                    }
-                }
+                let outcome = source.check(&src.path).await;
+                check.record(&SOURCE_STEPS, outcome.err());
             }
         }
         result.source = check.target.clone();
@@ -53,16 +31,8 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
             Ok(dest) => {
                 check.target = Some(dest.describe());
                 check.pass("configuration");
-                let failure = dest.check().await.err();
-                for step in CHECK_STEPS {
-                    match &failure {
-                        Some(f) if f.step == step => {
-                            check.fail(step, &f.error);
-                            break;
-                        }
-                        _ => check.pass(step),
-                    }
-                }
+                let outcome = dest.check().await;
+                check.record(&DESTINATION_STEPS, outcome.err());
             }
         }
         result.destination = check.target.clone();
@@ -87,6 +57,19 @@ impl CheckResult {
 
     fn pass(&mut self, step: &str) {
         self.passed.push(step.to_string());
+    }
+
+    /// Pass every step up to the failing one, then fail it (or pass them all).
+    fn record(&mut self, steps: &[&str], failure: Option<CheckFailure>) {
+        for step in steps {
+            match &failure {
+                Some(f) if f.step == *step => {
+                    self.fail(step, &f.error);
+                    return;
+                }
+                _ => self.pass(step),
+            }
+        }
     }
 
     fn fail(&mut self, step: &str, e: &Error) {

@@ -36,8 +36,9 @@ pub trait Source: Send + Sync {
     /// `sftp://user@host:port`, for logs and results. Never contains a secret.
     fn describe(&self) -> String;
 
-    /// Check that `root` exists and is a readable directory (Test Connection's last step).
-    async fn check_root(&self, root: &str) -> Result<()>;
+    /// Test Connection's checks, in the order of [`crate::check::SOURCE_STEPS`]: reach the host,
+    /// handshake, log in, and list `root` (it must be a readable directory).
+    async fn check(&self, root: &str) -> std::result::Result<(), crate::check::CheckFailure>;
 
     /// Walk `root` recursively. Items arrive as they are found; the channel is bounded, so a
     /// slow consumer slows the walk instead of growing memory. Fails only if `root` itself

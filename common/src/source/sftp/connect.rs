@@ -10,6 +10,7 @@ use russh_sftp::client::SftpSession;
 use tokio::net::TcpStream;
 
 use super::config::{HostKeyPolicy, SftpConfig};
+use crate::check::CheckFailure;
 use crate::error::{Error, Result};
 
 /// The russh client's settings. A large window keeps the pipe full on high-latency links; the
@@ -148,15 +149,31 @@ impl Connection {
     }
 }
 
-pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
-    let addr = (cfg.host.as_str(), cfg.port);
-    let timeout_err = || Error::SftpTimeout {
+/// Open the connection step by step; a failure names its Test Connection step (`connect`:
+/// DNS and TCP; `handshake`: algorithms and host key; `authenticate`; `list`: the SFTP channel).
+pub async fn connect(cfg: &SftpConfig) -> std::result::Result<Connection, CheckFailure> {
+    let tcp = open_tcp(cfg).await.map_err(CheckFailure::at("connect"))?;
+    let mut ssh = handshake(cfg, tcp)
+        .await
+        .map_err(CheckFailure::at("handshake"))?;
+    authenticate(&mut ssh, cfg)
+        .await
+        .map_err(CheckFailure::at("authenticate"))?;
+    open_sftp(cfg, ssh).await.map_err(CheckFailure::at("list"))
+}
+
+fn timeout_error(cfg: &SftpConfig) -> Error {
+    Error::SftpTimeout {
         host: cfg.host.clone(),
         port: cfg.port,
         seconds: cfg.connect_timeout.as_secs(),
-    };
+    }
+}
+
+async fn open_tcp(cfg: &SftpConfig) -> Result<TcpStream> {
+    let addr = (cfg.host.as_str(), cfg.port);
     let tcp = match tokio::time::timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(timeout_err()),
+        Err(_) => return Err(timeout_error(cfg)),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(Error::SftpConnectionRefused {
                 host: cfg.host.clone(),
@@ -173,7 +190,10 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
 
+async fn handshake(cfg: &SftpConfig, tcp: TcpStream) -> Result<Handle<HostKeyCheck>> {
     let refusal = Arc::new(Mutex::new(None));
     let handler = HostKeyCheck {
         policy: cfg.host_key.clone(),
@@ -186,9 +206,9 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
         tcp,
         handler,
     );
-    let mut ssh = match tokio::time::timeout(cfg.connect_timeout, handshake).await {
-        Err(_) => return Err(timeout_err()),
-        Ok(Ok(handle)) => handle,
+    match tokio::time::timeout(cfg.connect_timeout, handshake).await {
+        Err(_) => Err(timeout_error(cfg)),
+        Ok(Ok(handle)) => Ok(handle),
         Ok(Err(e)) => {
             if let Some(why) = refusal.lock().ok().and_then(|mut r| r.take()) {
                 return Err(Error::SftpHostKey(why));
@@ -200,16 +220,16 @@ pub async fn connect(cfg: &SftpConfig) -> Result<Connection> {
             } else {
                 ""
             };
-            return Err(Error::SftpConnect {
+            Err(Error::SftpConnect {
                 host: cfg.host.clone(),
                 port: cfg.port,
                 detail: format!("SSH handshake failed: {e}{hint}"),
-            });
+            })
         }
-    };
+    }
+}
 
-    authenticate(&mut ssh, cfg).await?;
-
+async fn open_sftp(cfg: &SftpConfig, ssh: Handle<HostKeyCheck>) -> Result<Connection> {
     let channel = ssh
         .channel_open_session()
         .await

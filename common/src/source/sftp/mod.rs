@@ -17,6 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, OnceCell};
 
 use super::{join, ListItem, Source, SourceFile, SourceReader};
+use crate::check::CheckFailure;
 use crate::error::{Error, Result};
 pub use config::{HostKeyPolicy, SftpConfig};
 
@@ -39,12 +40,12 @@ impl SftpSource {
         }
     }
 
-    /// Connect now (Test Connection reports this step on its own).
-    pub async fn connect(&self) -> Result<()> {
-        self.sftp().await.map(|_| ())
+    async fn sftp(&self) -> Result<Arc<connect::Connection>> {
+        self.sftp_by_step().await.map_err(|f| f.error)
     }
 
-    async fn sftp(&self) -> Result<Arc<connect::Connection>> {
+    /// The connection, or the step of opening it that failed (for Test Connection).
+    async fn sftp_by_step(&self) -> std::result::Result<Arc<connect::Connection>, CheckFailure> {
         self.session
             .get_or_try_init(|| async { connect::connect(&self.cfg).await.map(Arc::new) })
             .await
@@ -83,24 +84,27 @@ impl Source for SftpSource {
         )
     }
 
-    async fn check_root(&self, root: &str) -> Result<()> {
-        let conn = self.sftp().await?;
-        let meta = session_of(&conn)
-            .metadata(root)
-            .await
-            .map_err(|e| map_sftp_error(root, e))?;
-        if !meta.is_dir() {
-            return Err(Error::Sftp {
-                path: root.to_string(),
-                detail: "is not a directory".into(),
-            });
-        }
-        // Listing proves read permission on the directory itself.
-        session_of(&conn)
-            .read_dir(root)
-            .await
-            .map_err(|e| map_sftp_error(root, e))?;
-        Ok(())
+    async fn check(&self, root: &str) -> std::result::Result<(), CheckFailure> {
+        let conn = self.sftp_by_step().await?;
+        let list = async {
+            let meta = session_of(&conn)
+                .metadata(root)
+                .await
+                .map_err(|e| map_sftp_error(root, e))?;
+            if !meta.is_dir() {
+                return Err(Error::Sftp {
+                    path: root.to_string(),
+                    detail: "is not a directory".into(),
+                });
+            }
+            // Listing proves read permission on the directory itself.
+            session_of(&conn)
+                .read_dir(root)
+                .await
+                .map_err(|e| map_sftp_error(root, e))?;
+            Ok(())
+        };
+        list.await.map_err(CheckFailure::at("list"))
     }
 
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {
