@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::message::{BackupJob, TransferOptions};
 use crate::result::{FileError, JobResult};
 use crate::source::Source;
-use crate::transfer::{self, Filter, Input};
+use crate::transfer::{self, CopyPlan, Deadline, Filter, Input};
 
 /// What every way of running a backup needs.
 pub(super) struct Prepared {
@@ -18,6 +18,26 @@ pub(super) struct Prepared {
     pub filter: Filter,
     /// The job's options with the storage's limits applied.
     pub options: TransferOptions,
+}
+
+impl Prepared {
+    /// The engine's plan for this job: its storages, filter and options, rooted at `root`.
+    pub fn copy_plan<'a>(
+        &'a self,
+        root: &'a str,
+        ctx: &Run<'_>,
+        deadline: Option<Deadline>,
+    ) -> CopyPlan<'a> {
+        CopyPlan {
+            source: self.source.clone(),
+            dest: self.dest.clone(),
+            root,
+            filter: &self.filter,
+            options: &self.options,
+            progress: ctx.progress.clone(),
+            deadline,
+        }
+    }
 }
 
 pub async fn run(job: &BackupJob, ctx: &Run<'_>) -> JobResult {
@@ -49,19 +69,9 @@ async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
         (Some(part), _) => parts::run_part(job, part, &prepared, ctx, result).await,
         (None, true) => parts::plan(job, &prepared, ctx, result).await,
         (None, false) => {
-            transfer::copy(
-                prepared.source,
-                prepared.dest,
-                &job.source.path,
-                Input::Walk,
-                None,
-                &prepared.filter,
-                &prepared.options,
-                ctx.progress.clone(),
-                None,
-                result,
-            )
-            .await?;
+            // No queue to hand files back to: run to the end.
+            let plan = prepared.copy_plan(&job.source.path, ctx, None);
+            transfer::copy(plan, Input::Walk, None, result).await?;
             Ok(())
         }
     }

@@ -111,19 +111,8 @@ pub async fn plan(
     let options = &p.options;
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
         // One part's worth: copy it here (the engine counts these files).
-        let left = transfer::copy(
-            p.source.clone(),
-            p.dest.clone(),
-            &job.source.path,
-            Input::Files(todo),
-            Some(existing),
-            &p.filter,
-            options,
-            ctx.progress.clone(),
-            ctx.deadline,
-            result,
-        )
-        .await?;
+        let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
+        let left = transfer::copy(plan, Input::Files(todo), Some(existing), result).await?;
         if !left.is_empty() {
             // Out of time: the rest becomes a run of one part.
             let run_id = new_run_id(job);
@@ -254,19 +243,9 @@ pub async fn run_part(
                 .map_err(|e| Error::Internal(format!("the part list {name} is unreadable: {e}")))?
         }
     };
-    let left = transfer::copy(
-        p.source.clone(),
-        p.dest.clone(),
-        &job.source.path,
-        Input::Files(files.into_iter().map(to_source).collect()),
-        None,
-        &p.filter,
-        &p.options,
-        ctx.progress.clone(),
-        ctx.deadline,
-        result,
-    )
-    .await?;
+    let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
+    let files = Input::Files(files.into_iter().map(to_source).collect());
+    let left = transfer::copy(plan, files, None, result).await?;
     let run = &part.run_id;
     let counts = PartCounts {
         files: result.files.clone(),

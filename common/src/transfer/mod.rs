@@ -62,22 +62,37 @@ impl Deadline {
     }
 }
 
-/// Copy the files of `input` that pass `filter` and differ from what the destination holds
-/// (`existing`, or a fresh listing). Per-file problems go into `result`; an `Err` means the job
-/// itself could not run. Returns the files not started because the deadline came near.
-#[allow(clippy::too_many_arguments)]
+/// Where a copy reads and writes, and how: everything the engine needs besides the files.
+pub struct CopyPlan<'a> {
+    pub source: Arc<dyn Source>,
+    pub dest: Arc<dyn Destination>,
+    /// The source directory that file paths are relative to.
+    pub root: &'a str,
+    pub filter: &'a Filter,
+    pub options: &'a TransferOptions,
+    pub progress: Arc<Progress>,
+    /// When set, files not started before it comes near are handed back.
+    pub deadline: Option<Deadline>,
+}
+
+/// Copy the files of `input` that pass the plan's filter and differ from what the destination
+/// holds (`existing`, or a fresh listing). Per-file problems go into `result`; an `Err` means the
+/// job itself could not run. Returns the files not started because the deadline came near.
 pub async fn copy(
-    source: Arc<dyn Source>,
-    dest: Arc<dyn Destination>,
-    root: &str,
+    plan: CopyPlan<'_>,
     input: Input,
     existing: Option<HashMap<String, RemoteFile>>,
-    filter: &Filter,
-    options: &TransferOptions,
-    progress: Arc<Progress>,
-    deadline: Option<Deadline>,
     result: &mut JobResult,
 ) -> Result<Vec<SourceFile>> {
+    let CopyPlan {
+        source,
+        dest,
+        root,
+        filter,
+        options,
+        progress,
+        deadline,
+    } = plan;
     let existing = match existing {
         Some(e) => e,
         None => dest.list().await?,
