@@ -430,3 +430,77 @@ async fn an_untrusted_certificate_fails_at_connect_and_says_how_to_trust_it() {
         &["TLS handshake", "certificate", "CA_CERT_FILE"],
     );
 }
+
+/// Environment Auth reads the `AZURE_*` variables as the profiles see the environment, so they
+/// may also come from the profile file or a secret store: certificate and user sets here (the
+/// client secret, workload identity and managed identity sets run in entra_env.rs).
+#[tokio::test]
+async fn environment_auth_with_a_certificate_or_a_user() {
+    let env = Env::start().await;
+    env.identity
+        .add_app("env-cert", AppCredential::Certificate { by_subject: true });
+    let user_oid = env.identity.add_user("env@contoso.test", USER_PASSWORD);
+    let pem = Pki::get().client_pem().display().to_string();
+    let c = env_auth_check(
+        &env,
+        &[
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_CLIENT_ID", "env-cert"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", &pem),
+            ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true"),
+        ],
+    )
+    .await;
+    assert_passed(&c);
+    let grant = env.identity.grants().pop().expect("grant");
+    assert!(
+        grant.kind == "client_assertion" && grant.sent_x5c,
+        "{grant:?}"
+    );
+
+    let c = env_auth_check(
+        &env,
+        &[
+            ("AZURE_CLIENT_ID", "public-client"),
+            ("AZURE_USERNAME", "env@contoso.test"),
+            ("AZURE_PASSWORD", USER_PASSWORD),
+        ],
+    )
+    .await;
+    assert_passed(&c);
+    assert_eq!(env.identity.grants().pop().expect("grant").oid, user_oid);
+
+    let c = env_auth_check(
+        &env,
+        &[
+            ("AZURE_CLIENT_ID", "public-client"),
+            ("AZURE_USERNAME", "env@contoso.test"),
+            ("AZURE_PASSWORD", "wrong-password"),
+        ],
+    )
+    .await;
+    assert_failed(
+        &c,
+        "authenticate",
+        "azure.token_failed",
+        &[
+            "environment auth: username/password",
+            "AZURE_USERNAME",
+            "AADSTS50126",
+        ],
+    );
+}
+
+async fn env_auth_check(env: &Env, azure: &[(&str, &str)]) -> CheckResult {
+    let mut vars = env.vars(&[("ENV_AUTH", "true")]);
+    for (k, v) in azure {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let message = r#"{"kind": "test_connection",
+        "destination": {"storage": "archive", "container": "entra"}}"#;
+    let r = env
+        .stack
+        .run_with(message, &Profiles::from_vars(vars))
+        .await;
+    r.checks[0].clone()
+}

@@ -180,6 +180,12 @@ impl Profile<'_> {
             .filter(|v| !v.is_empty())
     }
 
+    /// A variable by its full name, outside the storage's prefix (`AZURE_CLIENT_ID`): the
+    /// runtime environment as the profiles see it (environment, profile file, secret stores).
+    pub fn environment(&self, name: &str) -> Option<String> {
+        self.vars.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
     pub fn secret(&self, option: &str) -> Option<Secret> {
         // Secrets keep their exact bytes (a password may end in a space).
         self.vars

@@ -8,7 +8,10 @@
 //! 5. otherwise managed identity (`IDENTITY_ENDPOINT` on Functions/App Service, else the VM
 //!    metadata endpoint), user-assigned by `AZURE_CLIENT_ID` when that is set.
 //!
-//! On Azure Functions, Key Vault references arrive as app settings, so they are covered here.
+//! The variables are read as the profiles see the environment (the process environment, the
+//! profile file, AWS Secrets Manager), so a client secret may live in any of them. On Azure
+//! Functions, Key Vault references arrive as app settings, so they are covered here. Managed
+//! identity's own endpoint variables are the platform's and are read from the process.
 //! No CLI credentials: a function has no `az` login.
 
 use std::path::PathBuf;

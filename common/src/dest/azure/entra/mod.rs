@@ -223,7 +223,7 @@ pub fn from_profile(p: &Profile<'_>, http: &reqwest::Client) -> Result<Option<En
     }
     let authority = p
         .get(OPT_AUTHORITY_HOST)
-        .or_else(|| std::env::var("AZURE_AUTHORITY_HOST").ok())
+        .or_else(|| p.environment("AZURE_AUTHORITY_HOST"))
         .unwrap_or_else(|| PUBLIC_AUTHORITY.to_string());
     let ctx = Context {
         storage: p.storage().to_string(),
@@ -277,7 +277,7 @@ pub fn from_profile(p: &Profile<'_>, http: &reqwest::Client) -> Result<Option<En
         return managed_identity(&ctx, &msi_id(p)?).map(Some);
     }
     if p.flag(OPT_ENV_AUTH)? {
-        return environment::from_env(&ctx, &|name| std::env::var(name).ok()).map(Some);
+        return environment::from_env(&ctx, &|name| p.environment(name)).map(Some);
     }
     Ok(None)
 }
