@@ -3,6 +3,7 @@
 //! the `bwtest` login, and Azurite under `.tools/`.
 
 pub mod azurite;
+pub mod check;
 pub mod entra;
 pub mod identity;
 pub mod lambda;

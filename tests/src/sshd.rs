@@ -201,3 +201,10 @@ impl Drop for Sshd {
         let _ = self.child.wait();
     }
 }
+
+/// A fresh ed25519 key pair at `path` (and `path.pub`), encrypted with `passphrase` unless empty.
+pub fn keygen(path: &Path, passphrase: &str) {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path));
+}

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use backup_common::config::Profiles;
 use backup_common::result::{CheckResult, JobStatus};
-use harness::sshd::{Sshd, SshdOptions, TEST_USER};
+use harness::sshd::{keygen, Sshd, SshdOptions, TEST_USER};
 
 /// Profile variables for `office_nas` against `sshd`, without any credential.
 fn base(sshd: &Sshd) -> HashMap<String, String> {
@@ -54,15 +54,6 @@ fn with(
 ) -> HashMap<String, String> {
     vars.insert(format!("BACKUP_STORAGE_OFFICE_NAS_{option}"), value.into());
     vars
-}
-
-fn keygen(path: &Path, passphrase: &str) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 #[tokio::test]

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::process::Command;
 
 use backup_common::config::Profiles;
 use backup_common::result::{CheckResult, JobStatus};
+use harness::check::assert_failed;
 use harness::free_port;
-use harness::sshd::{Sshd, SshdOptions, TEST_PASSWORD};
+use harness::sshd::{keygen, Sshd, SshdOptions, TEST_PASSWORD};
 use harness::stack::Stack;
 
 const BOTH: &str = r#"{"kind": "test_connection",
@@ -51,16 +51,6 @@ async fn check(stack: &Stack, message: &str, profiles: &Profiles) -> CheckResult
         }
     );
     r.checks[0].clone()
-}
-
-fn assert_failed(c: &CheckResult, step: &str, code: &str, words: &[&str]) {
-    assert!(!c.ok, "{c:#?}");
-    assert_eq!(c.failed_step.as_deref(), Some(step), "{c:#?}");
-    let e = c.error.as_ref().expect("error");
-    assert_eq!(e.code, code, "{c:#?}");
-    for w in words {
-        assert!(e.message.contains(w), "{:?} lacks {w:?}", e.message);
-    }
 }
 
 #[tokio::test]
@@ -169,12 +159,7 @@ async fn a_key_the_server_does_not_know_is_an_authentication_failure() {
     let stack = Stack::start();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("other");
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    keygen(&key, "");
     let p = with(
         &stack,
         &[(
@@ -196,12 +181,7 @@ async fn an_encrypted_key_without_its_passphrase_says_so() {
     let stack = Stack::start();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("locked");
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "sesame", "-f"])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    keygen(&key, "sesame");
     let p = with(
         &stack,
         &[(

@@ -9,8 +9,25 @@ pub fn credential_error(account: &str, auth: &AzureAuth, e: &azure_core::Error) 
     Error::AzureToken {
         account: account.to_string(),
         method: auth.method().to_string(),
-        detail: entra_description(&super::signing::error_chain(e)),
+        detail: entra_description(&error_chain(e)),
     }
+}
+
+/// Every distinct message of an error and its sources, first lines only: the SDK wraps the
+/// endpoint's answer ("AADSTS7000215: Invalid client secret…") in retry-policy errors whose
+/// own text says nothing.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        let line = text.lines().next().unwrap_or_default().trim().to_string();
+        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 /// `azure_identity` 1.0 reads Entra's `error_description` as a borrowed string, which fails on the

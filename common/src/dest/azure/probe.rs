@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::entra::STORAGE_SCOPE;
-use super::error::credential_error;
-use super::signing::error_chain;
+use super::error::{credential_error, error_chain};
 use super::{AccountConfig, AzureAuth};
 use crate::dest::CheckFailure;
 use crate::error::{Error, Result};

@@ -13,6 +13,7 @@ use reqsign_azure_storage::{Credential, RequestSigner, StaticCredentialProvider}
 
 use super::account::{AccountConfig, AzureAuth};
 use super::entra::{EntraAuth, STORAGE_SCOPE};
+use super::error::error_chain;
 
 pub type Signer = reqsign_core::Signer<Credential>;
 
@@ -120,21 +121,4 @@ impl Policy for SigningPolicy {
             None => Err(sign_error("no transport after the signing policy")),
         }
     }
-}
-
-/// Every distinct message of an error and its sources, first lines only: the SDK wraps the
-/// endpoint's answer ("AADSTS7000215: Invalid client secret…") in retry-policy errors whose
-/// own text says nothing.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        let line = text.lines().next().unwrap_or_default().trim().to_string();
-        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
-            parts.push(line);
-        }
-        next = err.source();
-    }
-    parts.join(": ")
 }

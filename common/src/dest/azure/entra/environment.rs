@@ -87,14 +87,7 @@ pub fn from_env(ctx: &Context, env: &dyn Fn(&str) -> Option<String>) -> Result<E
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ctx() -> Context {
-        Context {
-            storage: "a".into(),
-            authority: url::Url::parse("https://login.example").unwrap(),
-            http: reqwest::Client::new(),
-        }
-    }
+    use crate::dest::azure::entra::tests::ctx;
 
     fn method(vars: &[(&str, &str)]) -> String {
         let lookup = |name: &str| {

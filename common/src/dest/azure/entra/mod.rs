@@ -323,9 +323,18 @@ pub fn authority_url(text: &str) -> std::result::Result<Url, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Profiles;
+
+    /// A context for unit tests (nothing is sent with it).
+    pub(crate) fn ctx() -> Context {
+        Context {
+            storage: "a".into(),
+            authority: url::Url::parse("https://login.example").unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
 
     fn profiles(pairs: &[(&str, &str)]) -> Profiles {
         Profiles::from_vars(

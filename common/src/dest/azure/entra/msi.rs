@@ -11,7 +11,7 @@ use azure_core::time::OffsetDateTime;
 use serde::Deserialize;
 use url::Url;
 
-use super::token::TokenCache;
+use super::token::{send, TokenCache};
 use crate::config::Secret;
 
 const API_VERSION: &str = "2019-08-01";
@@ -67,24 +67,12 @@ impl AppServiceResourceId {
             .append_pair("api-version", API_VERSION)
             .append_pair("resource", resource)
             .append_pair("mi_res_id", &self.resource_id);
-        let response = self
+        let request = self
             .http
             .get(url)
             .header("x-identity-header", self.header.expose())
-            .header("metadata", "true")
-            .send()
-            .await
-            .map_err(|e| {
-                failure(
-                    ErrorKind::Connection,
-                    format!("managed identity endpoint unreachable: {}", e.without_url()),
-                )
-            })?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failure(ErrorKind::Io, e.without_url().to_string()))?;
+            .header("metadata", "true");
+        let (status, body) = send(request, "managed identity endpoint").await?;
         if !status.is_success() {
             return Err(failure(
                 ErrorKind::Credential,

@@ -3,10 +3,9 @@
 //! teams that have only a user account can still back up.
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
-use azure_core::error::ErrorKind;
 use url::Url;
 
-use super::token::{parse_answer, TokenCache};
+use super::token::{parse_answer, send, TokenCache};
 use super::{Context, Principal};
 use crate::config::Secret;
 use crate::error::Result;
@@ -51,24 +50,13 @@ impl UsernamePasswordCredential {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let response = self
+        let request = self
             .http
             .post(self.token_url.clone())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                azure_core::Error::with_message(
-                    ErrorKind::Connection,
-                    format!("token endpoint unreachable: {}", e.without_url()),
-                )
-            })?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            azure_core::Error::with_message(ErrorKind::Io, e.without_url().to_string())
-        })?;
-        parse_answer(status, &bytes)
+            .body(body);
+        let (status, bytes) = send(request, "token endpoint").await?;
+        parse_answer(status.as_u16(), &bytes)
     }
 }
 

@@ -54,14 +54,7 @@ pub fn read(ctx: &Context, path: &Path) -> Result<(Principal, Secret)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ctx() -> Context {
-        Context {
-            storage: "a".into(),
-            authority: url::Url::parse("https://login.example").unwrap(),
-            http: reqwest::Client::new(),
-        }
-    }
+    use crate::dest::azure::entra::tests::ctx;
 
     #[test]
     fn reads_what_az_writes_and_names_missing_fields() {

@@ -32,6 +32,25 @@ impl TokenCache {
     }
 }
 
+/// Send a request to a token endpoint (`what` names it in errors): the answer's status and body.
+pub(super) async fn send(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> azure_core::Result<(reqwest::StatusCode, bytes::Bytes)> {
+    let response = request.send().await.map_err(|e| {
+        azure_core::Error::with_message(
+            ErrorKind::Connection,
+            format!("{what} unreachable: {}", e.without_url()),
+        )
+    })?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| azure_core::Error::with_message(ErrorKind::Io, e.without_url().to_string()))?;
+    Ok((status, body))
+}
+
 /// `{"access_token", "expires_in"}` or `{"error", "error_description", "error_codes"}`.
 #[derive(Deserialize)]
 struct Answer {
