@@ -68,6 +68,12 @@ pub enum Error {
     // --- Azure ------------------------------------------------------------------------------
     #[error("cannot reach Azure Storage at {endpoint}: {detail}")]
     AzureUnreachable { endpoint: String, detail: String },
+    #[error("Timeout Errors: no answer from Azure Storage at {endpoint} within {seconds} s ({during}). Check network connectivity between this worker and the storage account (firewalls, private endpoints, proxies); REQUEST_TIMEOUT sets the limit")]
+    AzureTimeout {
+        endpoint: String,
+        seconds: u64,
+        during: String,
+    },
     #[error("container not found: `{container}` does not exist in account `{account}`. Container names are lower-case; create it or fix the name")]
     ContainerNotFound { account: String, container: String },
     #[error("Authentication Failed: Azure Storage rejected the credentials for account `{account}` ({detail}). Ensure the Storage Account Name and Key are correct; if using a SAS URL, verify it has not expired")]
@@ -136,6 +142,7 @@ impl Error {
             Error::SftpNotFound { .. } => "sftp.not_found",
             Error::Sftp { .. } => "sftp.error",
             Error::AzureUnreachable { .. } => "azure.unreachable",
+            Error::AzureTimeout { .. } => "azure.timeout",
             Error::ContainerNotFound { .. } => "azure.container_not_found",
             Error::AzureAuthFailed { .. } => "azure.auth_failed",
             Error::AzureToken { .. } => "azure.token_failed",
@@ -157,6 +164,7 @@ impl Error {
             Error::SftpTimeout { .. }
             | Error::SftpConnect { .. }
             | Error::AzureUnreachable { .. }
+            | Error::AzureTimeout { .. }
             | Error::SourceChanged { .. }
             | Error::Azure { .. } => true,
             Error::AzureHttp { status, .. } => *status == 408 || *status == 429 || *status >= 500,

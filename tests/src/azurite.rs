@@ -124,6 +124,7 @@ impl Azurite {
             } else {
                 reqwest::Client::new()
             },
+            request_timeout: backup_common::dest::azure::http::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -310,6 +311,7 @@ impl AzuriteQueue {
             },
             sas_resource: None,
             http: reqwest::Client::new(),
+            request_timeout: backup_common::dest::azure::http::DEFAULT_REQUEST_TIMEOUT,
         };
         let options = azure_storage_queue::QueueClientOptions {
             client_options: ClientOptions {

@@ -115,7 +115,7 @@ async fn include_exclude_and_prefix_select_what_is_copied() {
     }
     let extra = r#", "include": ["*.pdf", "docs/*.txt"], "exclude": ["tmp", "cache/**"]"#;
     let r = stack
-        .run(&backup_message(&src, "filters", "/nested/prefix/", extra))
+        .run(&backup_message(&src, "filters", "nested/prefix", extra))
         .await;
     assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
     assert_eq!((r.files.found, r.files.copied, r.files.excluded), (3, 3, 3));

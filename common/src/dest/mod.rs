@@ -57,7 +57,12 @@ pub trait Destination: Send + Sync {
         None
     }
 
-    /// Whether `path` (relative to the prefix) can be stored under that name.
+    /// Whether two names that differ only in case are one file here (Azure Files).
+    fn names_ignore_case(&self) -> bool {
+        false
+    }
+
+    /// Whether `path` (relative to the prefix) can be stored under exactly that name.
     fn check_name(&self, _path: &str) -> Result<()> {
         Ok(())
     }
@@ -103,12 +108,29 @@ pub trait Destination: Send + Sync {
 }
 
 /// A multi-chunk upload in progress. Chunks may be put concurrently and in any order.
+///
+/// Each upload owns what it stages: no other writer (a duplicate delivery, a retry in another
+/// instance) can add to it or publish it, and `commit` publishes only chunks this upload put or
+/// verified, so the stored bytes are always the bytes whose MD5 the engine computed.
 #[async_trait]
 pub trait Upload: Send + Sync {
-    /// Chunks an interrupted earlier attempt at this same version already stored (they need
-    /// not be sent again). Destinations that cannot tell return none.
+    /// Chunks an interrupted earlier attempt at this same version may already hold. They are
+    /// candidates only: [`Upload::reuse_chunk`] decides, chunk by chunk, once the bytes are read.
     async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
         Ok(HashSet::new())
+    }
+
+    /// Whether the staged chunk `index` holds exactly `data` (whose MD5 is `md5`), so it need
+    /// not be sent again. A chunk that differs (the source changed with its mtime kept) is not
+    /// reused: the caller puts it again.
+    async fn reuse_chunk(
+        &self,
+        _index: u64,
+        _offset: u64,
+        _data: &Bytes,
+        _md5: [u8; 16],
+    ) -> Result<bool> {
+        Ok(false)
     }
 
     /// Whether staged chunks survive an interrupted attempt for [`Upload::resumable_chunks`].
@@ -120,6 +142,9 @@ pub trait Upload: Send + Sync {
     async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()>;
     /// Make the file visible under its final name with chunks `0..chunks`.
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()>;
-    /// Give up: nothing may become visible. Best effort.
+    /// Stop without publishing, keeping what is staged for a later attempt to verify and reuse
+    /// (a deadline hand-back, a retryable failure). Best effort.
+    async fn release(&self) {}
+    /// Give up: nothing may become visible, nothing is kept. Best effort.
     async fn abort(&self);
 }

@@ -58,15 +58,20 @@ pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
     }
 }
 
-/// Parse, validate and run a message given as text (what every entry point receives).
-pub async fn run_message(text: &str, ctx: &Run<'_>) -> JobResult {
-    match JobMessage::parse(text) {
+/// Parse, validate and run a message as it arrived (what every entry point receives): bytes,
+/// which must be UTF-8 JSON (see [`JobMessage::parse_bytes`]).
+pub async fn run_message(message: impl AsRef<[u8]>, ctx: &Run<'_>) -> JobResult {
+    match JobMessage::parse_bytes(message.as_ref()) {
         Ok(message) => run(&message, ctx).await,
         Err(e) => JobResult::job_failed("unknown", None, &e),
     }
 }
 
 /// [`run_message`] on one machine.
-pub async fn run_text(text: &str, profiles: &Profiles, progress: Arc<Progress>) -> JobResult {
-    run_message(text, &Run::local(profiles, progress)).await
+pub async fn run_text(
+    message: impl AsRef<[u8]>,
+    profiles: &Profiles,
+    progress: Arc<Progress>,
+) -> JobResult {
+    run_message(message, &Run::local(profiles, progress)).await
 }

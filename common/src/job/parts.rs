@@ -84,6 +84,7 @@ pub async fn plan(
     let existing = p.dest.list().await?;
     let mut items = p.source.list(&job.source.path).await?;
     let mut todo: Vec<SourceFile> = Vec::new();
+    let mut names = transfer::NameGuard::new(p.dest.as_ref());
     while let Some(item) = items.recv().await {
         match item {
             ListItem::Symlink(_) => result.files.symlinks_skipped += 1,
@@ -93,6 +94,12 @@ pub async fn plan(
             }
             ListItem::File(f) if !p.filter.matches(&f.path) => result.files.excluded += 1,
             ListItem::File(f) => {
+                if let Err(e) = names.admit(p.dest.as_ref(), &f.path) {
+                    result.files.found += 1;
+                    result.files.failed += 1;
+                    result.errors.push(FileError::new(Some(f.path), &e));
+                    continue;
+                }
                 let unchanged = job.options.compare == CompareMode::SizeMtime
                     && existing
                         .get(&f.path)

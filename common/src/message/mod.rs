@@ -4,6 +4,8 @@
 //! rejected, so a credential pasted into a message fails loudly instead of travelling on.
 //! The JSON Schema in `events/schema/job-message.schema.json` is generated from these types.
 
+pub mod json;
+mod paths;
 mod size;
 
 use schemars::JsonSchema;
@@ -155,10 +157,15 @@ impl Default for TransferOptions {
 }
 
 impl JobMessage {
+    /// Parse and validate a message as it arrives (bytes): it must be UTF-8 JSON of at most
+    /// [`json::MAX_MESSAGE_BYTES`].
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::parse(json::decode(bytes)?)
+    }
+
     /// Parse and validate a message. Errors name the field (`options.chunk_size`) and the rule.
     pub fn parse(text: &str) -> Result<Self> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::MalformedMessage(e.to_string()))?;
+        let value = json::parse(json::decode(text.as_bytes())?)?;
         let serde_json::Value::Object(mut fields) = value else {
             return Err(Error::MalformedMessage(
                 "a job message is a JSON object".into(),
@@ -281,6 +288,7 @@ impl BackupJob {
         self.destination.validate()?;
         for (field, globs) in [("include", &self.include), ("exclude", &self.exclude)] {
             for (i, glob) in globs.iter().enumerate() {
+                paths::check_glob(&format!("{field}[{i}]"), glob)?;
                 globset::Glob::new(glob).map_err(|e| {
                     Error::invalid_field(
                         format!("{field}[{i}]"),
@@ -321,13 +329,10 @@ impl PartSpec {
             ));
         }
         for (i, f) in self.files.iter().enumerate() {
-            if f.path.is_empty() || f.path.starts_with('/') || f.path.split('/').any(|s| s == "..")
-            {
-                return Err(Error::invalid_field(
-                    format!("part.files[{i}].path"),
-                    "must be a relative path without `..`",
-                ));
-            }
+            paths::check_relative(&format!("part.files[{i}].path"), &f.path)?;
+        }
+        if let Some(manifest) = &self.manifest {
+            paths::check_relative("part.manifest", manifest)?;
         }
         Ok(())
     }
@@ -342,7 +347,7 @@ impl SourceRef {
                 "must not be empty (use \".\" for the login's home)",
             ));
         }
-        Ok(())
+        paths::check_text("source.path", &self.path, paths::MAX_PATH_CHARS)
     }
 }
 
@@ -361,13 +366,7 @@ impl DestinationRef {
         if let Some(s) = &self.share {
             validate_share_name(s)?;
         }
-        if self.prefix.split('/').any(|seg| seg == "..") {
-            return Err(Error::invalid_field(
-                "destination.prefix",
-                "must not contain `..`",
-            ));
-        }
-        Ok(())
+        paths::check_prefix("destination.prefix", &self.prefix)
     }
 }
 

@@ -51,6 +51,10 @@ pub trait Source: Send + Sync {
         Ok(None)
     }
 
+    /// The file's size and mtime now (`None` if it is gone): checked after the last read, so
+    /// a file rewritten in place while it was read is not committed.
+    async fn stat(&self, root: &str, path: &str) -> Result<Option<(u64, i64)>>;
+
     /// Open `root/path` for reading from its start.
     async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>>;
 }

@@ -6,6 +6,7 @@
 //! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
 
 pub mod filter;
+pub mod names;
 pub mod progress;
 
 use std::collections::HashMap;
@@ -16,12 +17,13 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::dest::{Destination, FileMeta, RemoteFile};
+use crate::dest::{Destination, FileMeta, RemoteFile, Upload};
 use crate::error::{Error, Result};
 use crate::message::{CompareMode, TransferOptions};
 use crate::result::{FileError, JobResult};
 use crate::source::{ListItem, Source, SourceFile, SourceReader};
 pub use filter::Filter;
+pub use names::NameGuard;
 pub use progress::Progress;
 
 /// Files read at the same time. Each open SFTP file keeps its own read-ahead, so this bounds
@@ -126,6 +128,7 @@ pub async fn copy(
         progress: progress.clone(),
         deadline,
     });
+    let mut names = NameGuard::new(copier.dest.as_ref());
     let file_slots = Arc::new(Semaphore::new(FILES_IN_FLIGHT));
     let mut tasks: JoinSet<(SourceFile, Result<Outcome>)> = JoinSet::new();
 
@@ -158,7 +161,7 @@ pub async fn copy(
             continue;
         }
         result.files.found += 1;
-        if let Err(e) = copier.dest.check_name(&file.path) {
+        if let Err(e) = names.admit(copier.dest.as_ref(), &file.path) {
             tracing::warn!(path = %file.path, code = e.code(), error = %e, "cannot store this name");
             result.files.failed += 1;
             result.errors.push(FileError::new(Some(file.path), &e));
@@ -367,14 +370,17 @@ impl FileCopier {
                 let len = chunk.len() as u64;
                 read += len;
                 whole.update(&chunk);
-                if resumable.contains(&index) {
+                let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
+                // A staged chunk is reused only if it holds exactly these bytes.
+                if resumable.contains(&index)
+                    && upload.reuse_chunk(index, offset, &chunk, chunk_md5).await?
+                {
                     drop(slot);
                     resumed += len;
                     self.progress.bytes_acknowledged(len);
                     index += 1;
                     continue;
                 }
-                let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
                 let (upload, progress, i) = (upload.clone(), self.progress.clone(), index);
                 in_flight.spawn(async move {
                     let r = upload.put_chunk(i, offset, chunk, chunk_md5).await;
@@ -410,16 +416,25 @@ impl FileCopier {
             }),
             Ok(false) => {
                 tracing::info!(path = %file.path, staged = read, "deadline near: file handed back mid-way");
-                if !upload.can_resume() {
-                    upload.abort().await;
-                }
+                self.stop(upload.as_ref(), true).await;
                 Ok(Outcome::HandedBack)
             }
             Err(e) => {
                 in_flight.abort_all();
-                upload.abort().await;
+                // What is staged stays for the retry when the failure may pass.
+                self.stop(upload.as_ref(), e.is_retryable()).await;
                 Err(e)
             }
+        }
+    }
+
+    /// End an upload without publishing it: keep its staged chunks for a later attempt when
+    /// `keep` and the destination can resume, else remove them.
+    async fn stop(&self, upload: &dyn Upload, keep: bool) {
+        if keep && upload.can_resume() {
+            upload.release().await;
+        } else {
+            upload.abort().await;
         }
     }
 
@@ -442,7 +457,12 @@ impl FileCopier {
         if !more.is_empty() {
             return Err(self.changed(file, read + more.len() as u64));
         }
-        Ok(())
+        // Rewritten in place (same size) while it was read: its mtime tells.
+        match self.source.stat(&self.root, &file.path).await? {
+            Some((size, mtime)) if size == file.size && mtime == file.mtime => Ok(()),
+            Some((size, _)) => Err(self.changed(file, size)),
+            None => Err(self.changed(file, 0)),
+        }
     }
 
     fn changed(&self, file: &SourceFile, actual: u64) -> Error {

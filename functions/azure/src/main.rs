@@ -55,7 +55,7 @@ async fn on_queue(
     Json(invocation): Json<Invocation>,
 ) -> (StatusCode, Json<Value>) {
     let id = invocation.message_id();
-    let text = invocation.message_text("message").unwrap_or_default();
+    let message = invocation.message_bytes("message").unwrap_or_default();
     let secs = |var: &str, default: u64| {
         std::env::var(var)
             .ok()
@@ -65,7 +65,7 @@ async fn on_queue(
     let timeout = Duration::from_secs(secs("BACKUP_FUNCTION_TIMEOUT_SECS", 600));
     let margin = Duration::from_secs(secs("BACKUP_HANDOFF_MARGIN_SECS", 60));
     let run = job::Run::on_queue(&profiles, Some(Instant::now() + timeout), margin);
-    let result = job::run_message(&text, &run)
+    let result = job::run_message(&message, &run)
         .instrument(tracing::info_span!("message", message_id = %id))
         .await;
     let result_json = serde_json::to_value(&result).unwrap_or_default();

@@ -15,12 +15,12 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// The job message text bound to `binding`.
-    pub fn message_text(&self, binding: &str) -> Option<String> {
+    /// The job message bound to `binding`, as bytes (the library judges their encoding).
+    pub fn message_bytes(&self, binding: &str) -> Option<Vec<u8>> {
         match self.data.get(binding)? {
             Value::String(text) => Some(decode_if_base64(text)),
             Value::Null => None,
-            other => Some(other.to_string()),
+            other => Some(other.to_string().into_bytes()),
         }
     }
 
@@ -34,18 +34,18 @@ impl Invocation {
     }
 }
 
-/// Text that is not JSON but is base64 of JSON is decoded; anything else is kept as is.
-fn decode_if_base64(text: &str) -> String {
+/// Text that is not JSON but is base64 is decoded (whatever its bytes are: a UTF-16 message
+/// must be named as such, not as bad JSON); anything else is kept as is.
+fn decode_if_base64(text: &str) -> Vec<u8> {
     let trimmed = text.trim();
     if trimmed.starts_with('{') {
-        return text.to_string();
+        return text.as_bytes().to_vec();
     }
     base64::engine::general_purpose::STANDARD
         .decode(trimmed)
         .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|decoded| decoded.trim_start().starts_with('{'))
-        .unwrap_or_else(|| text.to_string())
+        .filter(|decoded| !decoded.is_empty())
+        .unwrap_or_else(|| text.as_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -65,30 +65,45 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(text);
         assert_eq!(
             invocation(Value::String(text.into()))
-                .message_text("message")
+                .message_bytes("message")
                 .unwrap(),
-            text
+            text.as_bytes()
         );
         assert_eq!(
             invocation(Value::String(b64))
-                .message_text("message")
+                .message_bytes("message")
                 .unwrap(),
-            text
+            text.as_bytes()
         );
         let obj = invocation(serde_json::json!({"kind": "test_connection"}))
-            .message_text("message")
+            .message_bytes("message")
             .unwrap();
         assert_eq!(
-            serde_json::from_str::<Value>(&obj).unwrap()["kind"],
+            serde_json::from_slice::<Value>(&obj).unwrap()["kind"],
             "test_connection"
         );
         assert_eq!(
             invocation(Value::String("not base64 {".into()))
-                .message_text("message")
+                .message_bytes("message")
                 .unwrap(),
-            "not base64 {"
+            b"not base64 {"
         );
-        assert_eq!(invocation(Value::Null).message_text("message"), None);
+        assert_eq!(invocation(Value::Null).message_bytes("message"), None);
         assert_eq!(invocation(Value::Null).message_id(), "m1");
+    }
+
+    #[test]
+    fn a_base64_message_in_another_encoding_is_named_as_such() {
+        let utf16: Vec<u8> = "\u{feff}{\"kind\": \"test_connection\"}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&utf16);
+        let bytes = invocation(Value::String(b64))
+            .message_bytes("message")
+            .unwrap();
+        let e = backup_common::message::JobMessage::parse_bytes(&bytes).unwrap_err();
+        assert_eq!(e.code(), "message.malformed");
+        assert!(e.to_string().contains("UTF-16 little-endian"), "{e}");
     }
 }

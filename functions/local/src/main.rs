@@ -28,8 +28,15 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => {
-            let text = read_message(args.get(1).map(String::as_str))?;
-            let code = tokio::runtime::Runtime::new()?.block_on(run(&text))?;
+            let message = match read_message(args.get(1).map(String::as_str)) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // No job ran: a usage error, not a failed job.
+                    eprintln!("backup-worker: {e:#}\n{USAGE}");
+                    std::process::exit(64);
+                }
+            };
+            let code = tokio::runtime::Runtime::new()?.block_on(run(&message))?;
             std::process::exit(code);
         }
         Some("poll") => {
@@ -97,22 +104,23 @@ fn poll_options(args: &[String]) -> anyhow::Result<poll::PollOptions> {
     Ok(options)
 }
 
-fn read_message(arg: Option<&str>) -> anyhow::Result<String> {
-    let mut text = String::new();
+/// The message's bytes as given: their encoding is the library's to judge.
+fn read_message(arg: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
     match arg {
         None | Some("-") => {
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .context("reading the message from stdin")?;
         }
         Some(path) => {
-            text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+            bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
         }
     }
-    Ok(text)
+    Ok(bytes)
 }
 
-async fn run(text: &str) -> anyhow::Result<i32> {
+async fn run(message: &[u8]) -> anyhow::Result<i32> {
     init_logging();
     let profiles = Profiles::from_env()?;
     let progress = match std::env::var("BACKUP_PROGRESS_INTERVAL_SECS") {
@@ -125,7 +133,7 @@ async fn run(text: &str) -> anyhow::Result<i32> {
     let bar = std::io::stderr()
         .is_terminal()
         .then(|| show_progress(progress.clone()));
-    let result = job::run_text(text, &profiles, progress).await;
+    let result = job::run_text(message, &profiles, progress).await;
     if let Some(bar) = bar {
         bar.abort();
     }

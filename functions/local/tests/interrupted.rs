@@ -33,7 +33,13 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
         src.display()
     );
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_backup-worker"));
-    let run = || harness::runner::spawn(bin, &stack, &message, &[("RUST_LOG", "warn")]);
+    // A killed writer cannot let its temporary go: the next attempt claims it once it has
+    // been quiet this long.
+    let env = [
+        ("RUST_LOG", "warn"),
+        ("BACKUP_STORAGE_FILESHARE_RESUME_AFTER_SECS", "1"),
+    ];
+    let run = || harness::runner::spawn(bin, &stack, &message, &env);
 
     // Kill the first run once a few MiB of the temporary are written.
     let mut first = run();
@@ -67,6 +73,7 @@ fn a_killed_run_leaves_no_partial_file_and_the_next_run_finishes() {
     );
 
     // The next run resumes from the ranges the temporary holds and renames it into place.
+    std::thread::sleep(Duration::from_millis(2100));
     let out = run().wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

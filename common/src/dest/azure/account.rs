@@ -83,14 +83,23 @@ pub struct AccountConfig {
     pub sas_resource: Option<String>,
     /// One connection pool for the account's storage and token requests.
     pub http: reqwest::Client,
+    /// How long a request may wait for an answer (`REQUEST_TIMEOUT`); named in timeout errors.
+    pub request_timeout: std::time::Duration,
 }
 
 impl AccountConfig {
     /// Resolve the account from a profile: connection string, then SAS URL, then name + key,
     /// then an Entra ID credential.
     pub fn from_profile(p: &Profile<'_>, service: Service) -> Result<Self> {
+        let timeout = http::request_timeout(p)?;
+        let mut cfg = Self::resolve(p, service, timeout)?;
+        cfg.request_timeout = timeout;
+        Ok(cfg)
+    }
+
+    fn resolve(p: &Profile<'_>, service: Service, timeout: std::time::Duration) -> Result<Self> {
         let ca = p.get(OPT_CA_CERT_FILE).map(std::path::PathBuf::from);
-        let http = http::client(p.storage(), ca.as_deref())?;
+        let http = http::client(p.storage(), ca.as_deref(), timeout)?;
         if let Some(cs) = p.secret(OPT_CONNECTION_STRING) {
             return from_connection_string(p.storage(), cs.expose(), service, http);
         }
@@ -133,6 +142,7 @@ impl AccountConfig {
             auth: AzureAuth::SharedKey { key },
             sas_resource: None,
             http,
+            request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
         })
     }
 }
@@ -184,6 +194,7 @@ fn from_entra(
         auth: AzureAuth::Entra(auth),
         sas_resource: None,
         http,
+        request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
     })
 }
 
@@ -287,6 +298,7 @@ fn from_sas_url(p: &Profile<'_>, text: &str, http: reqwest::Client) -> Result<Ac
         },
         sas_resource: segments.first().cloned(),
         http,
+        request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
     })
 }
 
@@ -326,6 +338,7 @@ pub fn from_connection_string(
             },
             sas_resource: None,
             http,
+            request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
         });
     }
     let missing = |part: &str| {
@@ -379,6 +392,7 @@ pub fn from_connection_string(
         auth,
         sas_resource: None,
         http,
+        request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
     })
 }
 

@@ -30,6 +30,24 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Whether an error or one of its sources is a timeout (reqwest's, or an I/O `TimedOut`).
+pub fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// `azure_identity` 1.0 reads Entra's `error_description` as a borrowed string, which fails on the
 /// `\r\n` every real description holds; the description then survives only inside serde's
 /// "invalid type" message. Recover its first line so the user reads Entra's own words.

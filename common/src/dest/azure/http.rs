@@ -5,14 +5,33 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::Profile;
 use crate::error::{Error, Result};
 
 pub const OPT_CA_CERT_FILE: &str = "CA_CERT_FILE";
+/// Seconds a request may go without an answer (no byte read) before it fails as a timeout
+/// and is retried; also the TCP connect limit (at most 10 s).
+pub const OPT_REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn client(storage: &str, extra_roots: Option<&Path>) -> Result<reqwest::Client> {
+/// The profile's `REQUEST_TIMEOUT` (1 to 600 seconds), or the default.
+pub fn request_timeout(p: &Profile<'_>) -> Result<Duration> {
+    match p.parse::<u64>(OPT_REQUEST_TIMEOUT)? {
+        None => Ok(DEFAULT_REQUEST_TIMEOUT),
+        Some(secs @ 1..=600) => Ok(Duration::from_secs(secs)),
+        Some(_) => Err(p.invalid(OPT_REQUEST_TIMEOUT, "must be between 1 and 600 seconds")),
+    }
+}
+
+pub fn client(
+    storage: &str,
+    extra_roots: Option<&Path>,
+    timeout: Duration,
+) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(20))
-        .read_timeout(Duration::from_secs(120))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        // Between reads, not for the whole request: a large body may take longer as a whole.
+        .read_timeout(timeout)
         // Azure's REST guidelines use no redirects; following one could send a token elsewhere.
         .redirect(reqwest::redirect::Policy::none())
         // Bytes are hashed and stored as sent: never let the client decode them.

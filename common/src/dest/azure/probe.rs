@@ -58,25 +58,38 @@ async fn connect(cfg: &AccountConfig) -> Result<()> {
             .unwrap_or_else(|| "no address".into()))
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok(())) => tls_handshake(cfg, &host, port).await,
+        Ok(Ok(())) => http_answer(cfg, &host, port).await,
         Ok(Err(e)) => Err(unreachable(format!(
             "connection to {host}:{port} failed ({e}); check firewalls, private endpoints and ENDPOINT"
         ))),
-        Err(_) => Err(unreachable(format!(
-            "no answer from {host}:{port} within {} s; check network connectivity (NAT, routing, firewalls)",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(timeout(cfg, "connect: TCP connection not accepted")),
     }
 }
 
-/// An unauthenticated HEAD on the service root: any HTTP answer proves TLS and HTTP work; a
-/// failure before one is a handshake problem (an untrusted certificate, a proxy in the way).
-async fn tls_handshake(cfg: &AccountConfig, host: &str, port: u16) -> Result<()> {
-    if cfg.endpoint.scheme() != "https" {
-        return Ok(());
+fn timeout(cfg: &AccountConfig, during: &str) -> Error {
+    Error::AzureTimeout {
+        endpoint: cfg.endpoint.to_string(),
+        seconds: CONNECT_TIMEOUT.as_secs(),
+        during: during.to_string(),
     }
-    match cfg.http.head(cfg.endpoint.clone()).send().await {
-        Err(e) if e.is_connect() || e.is_timeout() => {
+}
+
+/// An unauthenticated HEAD on the service root: any HTTP answer proves TLS and HTTP work. No
+/// answer in time is a timeout at this step (something accepts TCP and then says nothing); a
+/// failure before an answer over https is a handshake problem (an untrusted certificate, a
+/// proxy in the way).
+async fn http_answer(cfg: &AccountConfig, host: &str, port: u16) -> Result<()> {
+    let head = cfg.http.head(cfg.endpoint.clone()).send();
+    match tokio::time::timeout(CONNECT_TIMEOUT, head).await {
+        Err(_) => Err(timeout(
+            cfg,
+            "connect: the TCP connection was accepted but no HTTP answer came",
+        )),
+        Ok(Err(e)) if e.is_timeout() => Err(timeout(
+            cfg,
+            "connect: the TCP connection was accepted but no HTTP answer came",
+        )),
+        Ok(Err(e)) if e.is_connect() && cfg.endpoint.scheme() == "https" => {
             let e = e.without_url();
             Err(Error::AzureUnreachable {
                 endpoint: cfg.endpoint.to_string(),
@@ -86,7 +99,34 @@ async fn tls_handshake(cfg: &AccountConfig, host: &str, port: u16) -> Result<()>
                 ),
             })
         }
-        _ => Ok(()),
+        Ok(Err(e)) => Err(Error::AzureUnreachable {
+            endpoint: cfg.endpoint.to_string(),
+            detail: format!(
+                "{host}:{port} does not answer HTTP ({}); check ENDPOINT",
+                error_chain(&e.without_url())
+            ),
+        }),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// One Test Connection step against the service, bounded by the account's request timeout:
+/// a step that hangs (retries included) is reported as Timeout Errors at that step.
+pub async fn within<T>(
+    cfg: &AccountConfig,
+    step: &'static str,
+    work: impl std::future::Future<Output = std::result::Result<T, CheckFailure>>,
+) -> std::result::Result<T, CheckFailure> {
+    match tokio::time::timeout(cfg.request_timeout, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(CheckFailure {
+            step,
+            error: Error::AzureTimeout {
+                endpoint: cfg.endpoint.to_string(),
+                seconds: cfg.request_timeout.as_secs(),
+                during: format!("{step}: the service did not answer"),
+            },
+        }),
     }
 }
 

@@ -5,13 +5,14 @@
 //! in one Put Blob. Each blob carries the source's MD5 (Content-MD5), size and mtime (metadata).
 
 pub mod config;
+mod names;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZero;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use azure_core::http::{ClientOptions, Transport, Url};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
     BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockListType, BlockLookupList,
@@ -23,11 +24,13 @@ use azure_storage_blob::{
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
+use md5::Digest;
 
-use super::azure::error::{classify, credential_error, Target};
-use super::azure::probe::connect_and_authenticate;
+use super::azure::error::{classify, credential_error, is_timeout, Target};
+use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::signing::SigningPolicy;
-use super::azure::AzureAuth;
+use super::azure::url_path::push_segments;
+use super::azure::{AccountConfig, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
@@ -60,6 +63,13 @@ impl BlobDestination {
         let client_options = ClientOptions {
             per_try_policies: vec![Arc::new(SigningPolicy::new(&cfg.account))],
             transport: Some(transport),
+            retry: RetryOptions::exponential(ExponentialRetryOptions {
+                initial_delay: azure_core::time::Duration::milliseconds(
+                    FIRST_BACKOFF.as_millis() as i64
+                ),
+                max_retries: REQUEST_ATTEMPTS - 1,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let mut container_url = cfg.account.endpoint.clone();
@@ -136,22 +146,49 @@ impl BlobDestination {
         })
     }
 
+    /// Test Connection's `access` and `list` steps: one page of one name.
+    async fn check_list(&self) -> std::result::Result<(), CheckFailure> {
+        let what = format!("container {}", self.container);
+        let options = BlobContainerClientListBlobsOptions {
+            maxresults: Some(1),
+            prefix: (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix)),
+            ..Default::default()
+        };
+        let listed = match self.container_client.list_blobs(Some(options)) {
+            Ok(pager) => pager.into_pages().try_next().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        listed.map_err(|e| {
+            let error = self.map_err(&what, "list", e);
+            let step = if matches!(error, Error::AzureForbidden { .. }) {
+                "list"
+            } else {
+                "access"
+            };
+            CheckFailure { step, error }
+        })
+    }
+
+    /// Test Connection's `write` step: an uncommitted block on a probe blob.
+    async fn check_write(&self) -> Result<()> {
+        let what = format!("container {}", self.container);
+        let probe = format!("{RESERVED_DIR}/connection-test");
+        let data = Bytes::from_static(b"connection test");
+        self.block_client(&probe)?
+            .stage_block(&probe_block_id(), data.len() as u64, data.into(), None)
+            .await
+            .map_err(|e| self.map_err(&what, "write", e))?;
+        Ok(())
+    }
+
     fn map_err(&self, resource: &str, needs: &'static str, e: azure_core::Error) -> Error {
-        map_sdk_error(
-            &self.cfg.account.account,
-            &self.cfg.account.auth,
-            &self.container,
-            resource,
-            needs,
-            e,
-        )
+        map_sdk_error(&self.cfg.account, &self.container, resource, needs, e)
     }
 }
 
 /// Map an SDK error to the seed's classes (see [`classify`]).
 fn map_sdk_error(
-    account: &str,
-    auth: &AzureAuth,
+    account: &AccountConfig,
     container: &str,
     resource: &str,
     needs: &'static str,
@@ -163,7 +200,7 @@ fn map_sdk_error(
             status, error_code, ..
         } => {
             let target = Target {
-                account,
+                account: &account.account,
                 kind: "container",
                 name: container,
                 resource,
@@ -175,7 +212,12 @@ fn map_sdk_error(
                 error_code.as_deref().unwrap_or_default(),
             )
         }
-        ErrorKind::Credential => credential_error(account, auth, &e),
+        ErrorKind::Credential => credential_error(&account.account, &account.auth, &e),
+        ErrorKind::Connection | ErrorKind::Io if is_timeout(&e) => Error::AzureTimeout {
+            endpoint: redact_url(account.endpoint.as_str()),
+            seconds: account.request_timeout.as_secs(),
+            during: format!("{needs} `{resource}`"),
+        },
         ErrorKind::Connection | ErrorKind::Io => Error::AzureUnreachable {
             endpoint: redact_url(resource),
             detail: e.to_string(),
@@ -187,14 +229,6 @@ fn map_sdk_error(
     }
 }
 
-/// Append path segments, each percent-encoded on its own (a `/` inside a name stays a separator
-/// only where we put it).
-fn push_segments<'a>(url: &mut Url, segments: impl IntoIterator<Item = &'a str>) {
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
-}
-
 fn metadata(meta: &FileMeta) -> HashMap<String, String> {
     HashMap::from([
         (META_SOURCE_MTIME.to_string(), meta.mtime.to_string()),
@@ -202,42 +236,39 @@ fn metadata(meta: &FileMeta) -> HashMap<String, String> {
     ])
 }
 
-/// Block ids name the source version and the cut (size, mtime, chunk size) and the index, all
-/// in fixed width (a blob's ids must have one length): a resumed upload reuses exactly the
-/// blocks an earlier attempt staged for the same bytes, and never a stale one.
-#[derive(Debug, Clone, Copy)]
+/// Block ids name the source version and the cut (size, mtime, chunk size: hashed to 8 bytes),
+/// the index, and the MD5 of the chunk's bytes, all in fixed width (a blob's ids must have one
+/// length, at most 64 bytes). A resumed upload reuses a staged block only if it holds exactly
+/// the bytes read now, so a file changed with its mtime kept can never mix in stale blocks;
+/// two writers of the same bytes stage the same ids, harmlessly.
+#[derive(Debug, Clone)]
 struct BlockNaming {
-    size: u64,
-    mtime: i64,
-    chunk_size: u64,
+    version: String,
 }
 
 impl BlockNaming {
-    fn prefix(&self) -> String {
-        format!(
-            "{:012x}{:012x}{:08x}",
-            self.size,
-            self.mtime as u64 & 0xffff_ffff_ffff,
-            self.chunk_size
-        )
+    fn new(size: u64, mtime: i64, chunk_size: u64) -> Self {
+        let key = format!("{size}\n{mtime}\n{chunk_size}");
+        let digest = md5::Md5::digest(key.as_bytes());
+        BlockNaming {
+            version: hex(&digest[..8]),
+        }
     }
 
-    fn id(&self, index: u64) -> Vec<u8> {
-        format!("{}{index:08x}", self.prefix()).into_bytes()
+    fn id(&self, index: u64, md5: &[u8; 16]) -> Vec<u8> {
+        format!("{}{index:08x}{}", self.version, hex(md5)).into_bytes()
     }
 
     /// The index of a block id of this version, if it is one.
     fn index_of(&self, id: &[u8]) -> Option<u64> {
         let text = std::str::from_utf8(id).ok()?;
-        let rest = text.strip_prefix(&self.prefix())?;
-        u64::from_str_radix(rest, 16).ok()
+        let rest = text.strip_prefix(&self.version)?;
+        u64::from_str_radix(rest.get(..8)?, 16).ok()
     }
+}
 
-    fn chunk_len(&self, index: u64) -> u64 {
-        self.size
-            .saturating_sub(index * self.chunk_size)
-            .min(self.chunk_size)
-    }
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The write probe's block id (Test Connection); any length will do on its own blob.
@@ -258,41 +289,21 @@ impl Destination for BlobDestination {
         self.cfg.max_connections
     }
 
+    fn check_name(&self, path: &str) -> Result<()> {
+        names::check(&self.blob_name(path))
+    }
+
     async fn check(&self) -> std::result::Result<(), CheckFailure> {
-        connect_and_authenticate(&self.cfg.account).await?;
+        let cfg = &self.cfg.account;
+        connect_and_authenticate(cfg).await?;
         // List first: it proves the container exists (access) and listing is allowed, and
         // unlike Get Container Properties it works with a container-level SAS.
-        let what = format!("container {}", self.container);
-        let options = BlobContainerClientListBlobsOptions {
-            maxresults: Some(1),
-            prefix: (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix)),
-            ..Default::default()
-        };
-        let listed = match self.container_client.list_blobs(Some(options)) {
-            Ok(pager) => pager.into_pages().try_next().await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = listed {
-            let error = self.map_err(&what, "list", e);
-            let step = if matches!(error, Error::AzureForbidden { .. }) {
-                "list"
-            } else {
-                "access"
-            };
-            return Err(CheckFailure { step, error });
-        }
+        within(cfg, "access", self.check_list()).await?;
         // Write permission: stage a block that is never committed, so nothing becomes visible.
-        let probe = format!("{RESERVED_DIR}/connection-test");
-        let client = self
-            .block_client(&probe)
-            .map_err(CheckFailure::at("write"))?;
-        let data = Bytes::from_static(b"connection test");
-        client
-            .stage_block(&probe_block_id(), data.len() as u64, data.into(), None)
-            .await
-            .map_err(|e| self.map_err(&what, "write", e))
-            .map_err(CheckFailure::at("write"))?;
-        Ok(())
+        within(cfg, "write", async {
+            self.check_write().await.map_err(CheckFailure::at("write"))
+        })
+        .await
     }
 
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
@@ -362,15 +373,14 @@ impl Destination for BlobDestination {
         chunk_size: u64,
     ) -> Result<Arc<dyn Upload>> {
         Ok(Arc::new(BlobUpload {
-            naming: BlockNaming {
-                size,
-                mtime,
-                chunk_size,
-            },
+            naming: BlockNaming::new(size, mtime, chunk_size),
+            chunk_size,
+            size,
+            staged: Mutex::new(HashSet::new()),
+            ids: Mutex::new(Vec::new()),
             client: self.block_client(path)?,
             name: self.blob_name(path),
-            account: self.cfg.account.account.clone(),
-            auth: self.cfg.account.auth.clone(),
+            account: self.cfg.account.clone(),
             container: self.container.clone(),
         }))
     }
@@ -437,23 +447,38 @@ impl Destination for BlobDestination {
 
 struct BlobUpload {
     naming: BlockNaming,
+    size: u64,
+    chunk_size: u64,
+    /// Block ids an earlier attempt staged for this version (from Get Block List).
+    staged: Mutex<HashSet<Vec<u8>>>,
+    /// The id of each chunk of this attempt, by index: what `commit` lists.
+    ids: Mutex<Vec<Option<Vec<u8>>>>,
     client: BlockBlobClient,
     name: String,
-    account: String,
-    auth: AzureAuth,
+    account: AccountConfig,
     container: String,
 }
 
 impl BlobUpload {
+    fn chunk_len(&self, index: u64) -> u64 {
+        self.size
+            .saturating_sub(index * self.chunk_size)
+            .min(self.chunk_size)
+    }
+
+    /// Chunk `index` is staged under `id` in this attempt.
+    fn remember(&self, index: u64, id: Vec<u8>) {
+        if let Ok(mut ids) = self.ids.lock() {
+            let i = index as usize;
+            if ids.len() <= i {
+                ids.resize(i + 1, None);
+            }
+            ids[i] = Some(id);
+        }
+    }
+
     fn map_err(&self, e: azure_core::Error) -> Error {
-        map_sdk_error(
-            &self.account,
-            &self.auth,
-            &self.container,
-            &self.name,
-            "write",
-            e,
-        )
+        map_sdk_error(&self.account, &self.container, &self.name, "write", e)
     }
 }
 
@@ -474,37 +499,67 @@ impl Upload for BlobUpload {
             Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(HashSet::new()),
             Err(e) => return Err(self.map_err(e)),
         };
-        Ok(list
-            .uncommitted_blocks
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|b| {
-                let index = self.naming.index_of(b.name.as_deref()?)?;
-                (b.size? as u64 == self.naming.chunk_len(index)).then_some(index)
-            })
-            .collect())
+        let mut indexes = HashSet::new();
+        let mut staged = HashSet::new();
+        for block in list.uncommitted_blocks.unwrap_or_default() {
+            let (Some(id), Some(size)) = (block.name, block.size) else {
+                continue;
+            };
+            if let Some(index) = self.naming.index_of(&id) {
+                if size as u64 == self.chunk_len(index) {
+                    indexes.insert(index);
+                    staged.insert(id);
+                }
+            }
+        }
+        if let Ok(mut s) = self.staged.lock() {
+            *s = staged;
+        }
+        Ok(indexes)
+    }
+
+    async fn reuse_chunk(
+        &self,
+        index: u64,
+        _offset: u64,
+        _data: &Bytes,
+        md5: [u8; 16],
+    ) -> Result<bool> {
+        let id = self.naming.id(index, &md5);
+        let reused = self.staged.lock().is_ok_and(|s| s.contains(&id));
+        if reused {
+            self.remember(index, id);
+        }
+        Ok(reused)
     }
 
     async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
+        let id = self.naming.id(index, &md5);
         let options = BlockBlobClientStageBlockOptions {
             transactional_content_md5: Some(md5.to_vec()),
             ..Default::default()
         };
         self.client
-            .stage_block(
-                &self.naming.id(index),
-                data.len() as u64,
-                data.into(),
-                Some(options),
-            )
+            .stage_block(&id, data.len() as u64, data.into(), Some(options))
             .await
             .map_err(|e| self.map_err(e))?;
+        self.remember(index, id);
         Ok(())
     }
 
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()> {
+        let ids = self.ids.lock().map(|ids| ids.clone()).unwrap_or_default();
+        let latest: Option<Vec<Vec<u8>>> = (0..chunks as usize)
+            .map(|i| ids.get(i).cloned().flatten())
+            .collect();
+        let Some(latest) = latest else {
+            return Err(Error::Internal(format!(
+                "commit of `{}` before all {chunks} chunks were staged",
+                self.name
+            )));
+        };
         let list = BlockLookupList {
-            latest: Some((0..chunks).map(|i| self.naming.id(i)).collect()),
+            latest: Some(latest),
             ..Default::default()
         };
         let body = list.try_into().map_err(|e| self.map_err(e))?;

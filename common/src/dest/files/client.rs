@@ -15,17 +15,18 @@ use super::config::FilesConfig;
 use crate::dest::azure::error::credential_error;
 use crate::dest::azure::error::{classify, Target};
 use crate::dest::azure::signing::Authorizer;
-use crate::dest::azure::AzureAuth;
+use crate::dest::azure::url_path::push_segments;
+use crate::dest::azure::{AzureAuth, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 use crate::error::{redact_url, Error, Result};
 
 /// The REST version we speak. Azure accepts it; the test server accepts any dated version.
 pub const API_VERSION: &str = "2025-05-05";
 /// Azure Files caps one Put Range at 4 MiB.
 pub const MAX_RANGE: u64 = 4 * 1024 * 1024;
-const ATTEMPTS: u32 = 5;
 
 pub struct FilesClient {
     http: reqwest::Client,
+    timeout: Duration,
     authorizer: Authorizer,
     auth: AzureAuth,
     share_url: Url,
@@ -58,10 +59,11 @@ impl FilesClient {
         share_url
             .path_segments_mut()
             .map_err(|_| Error::Internal("endpoint cannot be a base URL".into()))?
-            .pop_if_empty()
-            .push(&share);
+            .pop_if_empty();
+        push_segments(&mut share_url, [share.as_str()]);
         Ok(FilesClient {
             http: cfg.account.http.clone(),
+            timeout: cfg.account.request_timeout,
             authorizer: Authorizer::new(&cfg.account),
             auth: cfg.account.auth.clone(),
             share_url,
@@ -73,9 +75,7 @@ impl FilesClient {
     /// URL of a share-relative path (`a/b.txt`; empty for the share root).
     pub fn url(&self, path: &str) -> Url {
         let mut url = self.share_url.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.extend(path.split('/').filter(|s| !s.is_empty()));
-        }
+        push_segments(&mut url, path.split('/').filter(|s| !s.is_empty()));
         url
     }
 
@@ -117,8 +117,9 @@ impl FilesClient {
                 }
                 _ => None,
             };
-            if let (Some(wait), true) = (retry_after, attempt < ATTEMPTS) {
-                let backoff = Duration::from_millis(200 * 2u64.pow(attempt - 1));
+            if let (Some(wait), true) = (retry_after, attempt < REQUEST_ATTEMPTS) {
+                // Full jitter on the exponential step, so retrying writers spread out.
+                let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).mul_f64(jitter());
                 tokio::time::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(30))).await;
                 continue;
             }
@@ -139,6 +140,11 @@ impl FilesClient {
                     ))
                 }
                 Err(Failure::Local(e)) => Err(e),
+                Err(Failure::Transport(e)) if e.is_timeout() => Err(Error::AzureTimeout {
+                    endpoint: redact_url(self.share_url.as_str()),
+                    seconds: self.timeout.as_secs(),
+                    during: format!("{} `{resource}`", method.as_str()),
+                }),
                 Err(Failure::Transport(e)) => Err(Error::AzureUnreachable {
                     endpoint: redact_url(self.share_url.as_str()),
                     detail: e.without_url().to_string(),
@@ -224,6 +230,11 @@ impl FilesClient {
 
     /// List Directories and Files, all pages. `None` when the directory does not exist.
     pub async fn list(&self, dir: &str) -> Result<Option<Vec<DirEntry>>> {
+        self.list_prefixed(dir, "").await
+    }
+
+    /// The entries of `dir` whose names start with `prefix` (all of them when it is empty).
+    pub async fn list_prefixed(&self, dir: &str, prefix: &str) -> Result<Option<Vec<DirEntry>>> {
         let mut entries = Vec::new();
         let mut marker = String::new();
         loop {
@@ -234,6 +245,9 @@ impl FilesClient {
             ];
             if !marker.is_empty() {
                 q.push(("marker", marker.as_str()));
+            }
+            if !prefix.is_empty() {
+                q.push(("prefix", prefix));
             }
             let reply = match self
                 .send(Method::GET, self.url(dir), &q, &[], Bytes::new(), dir)
@@ -356,8 +370,8 @@ impl FilesClient {
         .map(|_| ())
     }
 
-    /// Rename File over `to`, replacing what is there.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+    /// Rename File to `to`, replacing what is there when `replace` (else a 409 if `to` exists).
+    pub async fn rename(&self, from: &str, to: &str, replace: bool) -> Result<()> {
         let mut source = self.url(from);
         if let AzureAuth::Sas { token } = &self.auth {
             // A SAS-authorised rename names its source with the same token.
@@ -365,7 +379,7 @@ impl FilesClient {
         }
         let headers = [
             ("x-ms-file-rename-source", source.to_string()),
-            ("x-ms-file-rename-replace-if-exists", "true".to_string()),
+            ("x-ms-file-rename-replace-if-exists", replace.to_string()),
         ];
         self.send(
             Method::PUT,
@@ -413,6 +427,34 @@ impl FilesClient {
         Ok(reply.body)
     }
 
+    /// The MD5 the service computes over the stored bytes `offset..offset+len` (at most 4 MiB;
+    /// Get File with `x-ms-range-get-content-md5`), `None` if the file is gone.
+    pub async fn range_md5(&self, path: &str, offset: u64, len: u64) -> Result<Option<[u8; 16]>> {
+        if len == 0 {
+            return Ok(Some(Md5::digest([]).into()));
+        }
+        let headers = [
+            ("x-ms-range", format!("bytes={offset}-{}", offset + len - 1)),
+            ("x-ms-range-get-content-md5", "true".to_string()),
+        ];
+        let reply = match self
+            .send(
+                Method::GET,
+                self.url(path),
+                &[],
+                &headers,
+                Bytes::new(),
+                path,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(Error::AzureHttp { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(header_md5(&reply.headers))
+    }
+
     /// Get File Properties: the response headers, `None` when the file does not exist.
     async fn head(&self, path: &str) -> Result<Option<HeaderMap>> {
         match self
@@ -456,11 +498,18 @@ impl FilesClient {
 
     /// The stored Content-MD5, if the file exists and has one.
     pub async fn content_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
-        Ok(self.head(path).await?.and_then(|h| {
-            h.get("content-md5")
+        Ok(self.head(path).await?.and_then(|h| header_md5(&h)))
+    }
+
+    /// The file's length and stored Content-MD5, if it exists.
+    pub async fn size_and_md5(&self, path: &str) -> Result<Option<(u64, Option<[u8; 16]>)>> {
+        Ok(self.head(path).await?.map(|h| {
+            let size = h
+                .get("content-length")
                 .and_then(|v| v.to_str().ok())
-                .and_then(base64_decode)
-                .and_then(|b| b.try_into().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            (size, header_md5(&h))
         }))
     }
 }
@@ -477,12 +526,27 @@ fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// A factor in [0.5, 1.5) from the clock's low bits: enough to spread retries, no RNG needed.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    0.5 + f64::from(nanos % 1000) / 1000.0
+}
+
+/// `Retry-After` in either form the HTTP standard allows: delay seconds or an HTTP-date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
+    let text = headers
         .get(HeaderName::from_static("retry-after"))
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .and_then(|v: &HeaderValue| v.to_str().ok())?
+        .trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = azure_core::time::parse_rfc7231(text).ok()?;
+    let wait = at - azure_core::time::OffsetDateTime::now_utc();
+    Some(Duration::from_secs_f64(wait.as_seconds_f64().max(0.0)))
 }
 
 /// The service's error code: `x-ms-error-code` (HEAD has no body), else `<Code>` in the body.
@@ -495,6 +559,14 @@ fn error_code(headers: &HeaderMap, body: &[u8]) -> String {
         .and_then(|(_, rest)| rest.split_once("</Code>"))
         .map(|(code, _)| code.trim().to_string())
         .unwrap_or_default()
+}
+
+fn header_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
+    headers
+        .get("content-md5")
+        .and_then(|v| v.to_str().ok())
+        .and_then(base64_decode)
+        .and_then(|b| b.try_into().ok())
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -621,6 +693,28 @@ mod tests {
             _ => panic!("not a file"),
         }
         assert_eq!(page.next_marker.filter(|m| !m.is_empty()), None);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let later =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(5);
+        let date = azure_core::time::to_rfc7231(&later);
+        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod config;
 pub mod names;
+mod upload;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +20,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use md5::Digest;
 
-use super::azure::probe::connect_and_authenticate;
+use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{Error, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
+use upload::FilesUpload;
 
 /// Temporary files start with this; nothing else the worker writes does.
 pub const TEMP_PREFIX: &str = ".bw-partial-";
@@ -41,6 +43,7 @@ pub struct FilesDestination {
     /// Temporaries found by `list`, removed by `clean_up_incomplete`.
     stale: Mutex<Vec<String>>,
     account: AccountConfig,
+    resume_after_secs: u64,
 }
 
 impl FilesDestination {
@@ -54,10 +57,20 @@ impl FilesDestination {
                 ),
             )
         })?;
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            names::check(prefix).map_err(|e| {
+                Error::invalid_field(
+                    "destination.prefix",
+                    format!("cannot be used in a share: {e}"),
+                )
+            })?;
+        }
         Ok(FilesDestination {
             client: Arc::new(FilesClient::new(&cfg, share)?),
+            resume_after_secs: cfg.resume_after_secs,
             account: cfg.account,
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix: prefix.to_string(),
             known_dirs: Mutex::new(HashSet::new()),
             stale: Mutex::new(Vec::new()),
         })
@@ -135,20 +148,42 @@ impl Destination for FilesDestination {
         Some(MAX_RANGE)
     }
 
+    fn names_ignore_case(&self) -> bool {
+        true
+    }
+
     fn check_name(&self, path: &str) -> Result<()> {
+        if let Some(name) = path
+            .rsplit('/')
+            .next()
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+        {
+            return Err(Error::InvalidName {
+                path: path.to_string(),
+                service: "Azure Files",
+                reason: format!("names starting with `{TEMP_PREFIX}` are this worker's temporaries (`{name}` would be taken for one)"),
+            });
+        }
         names::check(&self.full(path))
     }
 
     async fn check(&self) -> std::result::Result<(), CheckFailure> {
-        connect_and_authenticate(&self.account).await?;
-        self.client
-            .share_properties()
-            .await
-            .map_err(CheckFailure::at("access"))?;
-        self.client
-            .list(&self.prefix)
-            .await
-            .map_err(CheckFailure::at("list"))?;
+        let cfg = &self.account;
+        connect_and_authenticate(cfg).await?;
+        within(cfg, "access", async {
+            self.client
+                .share_properties()
+                .await
+                .map_err(CheckFailure::at("access"))
+        })
+        .await?;
+        within(cfg, "list", async {
+            self.client
+                .list(&self.prefix)
+                .await
+                .map_err(CheckFailure::at("list"))
+        })
+        .await?;
         // Write permission: create a temporary in the prefix directory and delete it again.
         let write = async {
             let probe = self
@@ -157,7 +192,10 @@ impl Destination for FilesDestination {
             self.client.create_file(&probe, 0, &[]).await?;
             self.client.delete_file(&probe).await
         };
-        write.await.map_err(CheckFailure::at("write"))
+        within(cfg, "write", async {
+            write.await.map_err(CheckFailure::at("write"))
+        })
+        .await
     }
 
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
@@ -261,9 +299,19 @@ impl Destination for FilesDestination {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         };
-        let temporary = self.temporary_for(&target, Some(version)).await?;
-        // An earlier attempt at this same version left its temporary: carry on with it.
-        let resuming = self.client.size(&temporary).await? == Some(size);
+        let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
+        self.ensure_dir(dir).await?;
+        let temporary = upload::own_name(dir, &version);
+        // An earlier attempt at this same version let its temporary go: carry on with it.
+        let resuming = upload::claim(
+            &self.client,
+            dir,
+            &version,
+            &temporary,
+            size,
+            self.resume_after_secs,
+        )
+        .await?;
         if !resuming {
             self.client.create_file(&temporary, size, &[]).await?;
         }
@@ -312,54 +360,5 @@ impl Destination for FilesDestination {
                 _ => None,
             })
             .collect())
-    }
-}
-
-struct FilesUpload {
-    client: Arc<FilesClient>,
-    temporary: String,
-    target: String,
-    size: u64,
-    chunk_size: u64,
-    resuming: bool,
-}
-
-#[async_trait]
-impl Upload for FilesUpload {
-    fn can_resume(&self) -> bool {
-        true
-    }
-
-    /// The chunks whose bytes the temporary already holds (List Ranges).
-    async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
-        if !self.resuming || self.chunk_size == 0 {
-            return Ok(HashSet::new());
-        }
-        let written = self.client.written_ranges(&self.temporary).await?;
-        let covered = |start: u64, end: u64| written.iter().any(|(s, e)| *s <= start && end <= *e);
-        Ok((0..self.size.div_ceil(self.chunk_size))
-            .filter(|i| {
-                let start = i * self.chunk_size;
-                let end = (start + self.chunk_size).min(self.size) - 1;
-                covered(start, end)
-            })
-            .collect())
-    }
-
-    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
-        self.client.put_range(&self.temporary, offset, data).await
-    }
-
-    async fn commit(&self, _chunks: u64, meta: &FileMeta) -> Result<()> {
-        self.client
-            .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
-            .await?;
-        self.client.rename(&self.temporary, &self.target).await
-    }
-
-    async fn abort(&self) {
-        if let Err(e) = self.client.delete_file(&self.temporary).await {
-            tracing::warn!(path = %self.temporary, error = %e, "cannot remove a temporary; the next run will");
-        }
     }
 }

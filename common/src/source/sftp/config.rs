@@ -30,6 +30,8 @@ pub struct SftpConfig {
     pub disable_hash_check: bool,
     pub host_key: HostKeyPolicy,
     pub connect_timeout: Duration,
+    /// How long one read may wait for data before it fails and is retried (`SSH_READ_TIMEOUT`).
+    pub read_timeout: Duration,
 }
 
 /// How the server's host key is verified. There is no silent trust-on-first-use.
@@ -54,6 +56,7 @@ pub const OPT_KNOWN_HOSTS_FILE: &str = "SSH_KNOWN_HOSTS_FILE";
 pub const OPT_HOST_KEY_FINGERPRINT: &str = "SSH_HOST_KEY_FINGERPRINT";
 pub const OPT_SKIP_HOST_KEY_CHECK: &str = "SSH_SKIP_HOST_KEY_CHECK";
 pub const OPT_CONNECT_TIMEOUT: &str = "SSH_CONNECT_TIMEOUT";
+pub const OPT_READ_TIMEOUT: &str = "SSH_READ_TIMEOUT";
 pub const OPT_PUBLIC_CERTIFICATE: &str = "SSH_PUBLIC_CERTIFICATE";
 pub const OPT_PUBLIC_KEY_FILE: &str = "SSH_PUBLIC_KEY_FILE";
 pub const OPT_USE_AGENT: &str = "SSH_USE_AGENT";
@@ -128,6 +131,8 @@ impl SftpConfig {
         };
         let connect_timeout =
             Duration::from_secs(p.parse::<u64>(OPT_CONNECT_TIMEOUT)?.unwrap_or(15).max(1));
+        let read_timeout =
+            Duration::from_secs(p.parse::<u64>(OPT_READ_TIMEOUT)?.unwrap_or(30).max(1));
         Ok(SftpConfig {
             storage: p.storage().to_string(),
             host,
@@ -145,6 +150,7 @@ impl SftpConfig {
             disable_hash_check: p.flag(OPT_DISABLE_HASH_CHECK)?,
             host_key,
             connect_timeout,
+            read_timeout,
         })
     }
 }

@@ -239,7 +239,8 @@ async fn open_sftp(cfg: &SftpConfig, ssh: Handle<HostKeyCheck>) -> Result<Connec
         .await
         .map_err(|e| sftp_setup_error(cfg, e))?;
     let sftp_cfg = russh_sftp::client::Config {
-        request_timeout_secs: 60,
+        // A request with no answer fails instead of blocking the file for minutes.
+        request_timeout_secs: cfg.read_timeout.as_secs(),
         ..Default::default()
     };
     let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_cfg)

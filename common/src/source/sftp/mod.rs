@@ -196,6 +196,21 @@ impl Source for SftpSource {
         }
     }
 
+    async fn stat(&self, root: &str, path: &str) -> Result<Option<(u64, i64)>> {
+        let conn = self.sftp().await?;
+        let full = join(root, path);
+        match session_of(&conn).metadata(full.as_str()).await {
+            Ok(meta) => Ok(Some((
+                meta.size.unwrap_or(0),
+                i64::from(meta.mtime.unwrap_or(0)),
+            ))),
+            Err(e) => match map_sftp_error(&full, e) {
+                Error::SftpNotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>> {
         let conn = self.sftp().await?;
         let full = join(root, path);
@@ -206,6 +221,9 @@ impl Source for SftpSource {
         Ok(Box::new(SftpReader {
             file,
             path: full,
+            read_timeout: self.cfg.read_timeout,
+            host: self.cfg.host.clone(),
+            port: self.cfg.port,
             _conn: conn,
         }))
     }
@@ -228,6 +246,9 @@ fn parse_md5sum(out: &[u8]) -> Option<[u8; 16]> {
 struct SftpReader {
     file: russh_sftp::client::fs::File,
     path: String,
+    read_timeout: std::time::Duration,
+    host: String,
+    port: u16,
     _conn: Arc<connect::Connection>,
 }
 
@@ -236,10 +257,16 @@ impl SourceReader for SftpReader {
     async fn read_chunk(&mut self, len: usize) -> Result<Bytes> {
         let mut buf = BytesMut::with_capacity(len);
         while buf.len() < len {
-            let n = (&mut self.file)
-                .take((len - buf.len()) as u64)
-                .read_buf(&mut buf)
+            let mut limited = (&mut self.file).take((len - buf.len()) as u64);
+            let read = limited.read_buf(&mut buf);
+            // A stalled read fails (and is retried by the engine) instead of blocking the file.
+            let n = tokio::time::timeout(self.read_timeout, read)
                 .await
+                .map_err(|_| Error::SftpTimeout {
+                    host: self.host.clone(),
+                    port: self.port,
+                    seconds: self.read_timeout.as_secs(),
+                })?
                 .map_err(|e| Error::Sftp {
                     path: self.path.clone(),
                     detail: format!("read failed: {e}"),
