@@ -138,3 +138,14 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A result's per-file errors as sorted (path, code) pairs.
+pub fn error_codes(r: &JobResult) -> Vec<(String, String)> {
+    let mut e: Vec<_> = r
+        .errors
+        .iter()
+        .map(|e| (e.path.clone().unwrap_or_default(), e.error.code.clone()))
+        .collect();
+    e.sort();
+    e
+}

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_common::result::{JobResult, JobStatus};
-use harness::stack::{pattern, write_file, Stack};
+use backup_common::result::JobStatus;
+use harness::stack::{error_codes, pattern, write_file, Stack};
 use md5::{Digest, Md5};
 
 fn message(path: &Path, share: &str, prefix: &str, extra: &str) -> String {
@@ -23,16 +23,6 @@ fn message(path: &Path, share: &str, prefix: &str, extra: &str) -> String {
 }
 
 const SMALL_CHUNKS: &str = r#", "options": {"chunk_size": "1MiB", "upload_concurrency": 4}"#;
-
-fn errors(r: &JobResult) -> Vec<(String, String)> {
-    let mut e: Vec<_> = r
-        .errors
-        .iter()
-        .map(|e| (e.path.clone().unwrap_or_default(), e.error.code.clone()))
-        .collect();
-    e.sort();
-    e
-}
 
 fn sorted(mut v: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     v.sort();
@@ -70,7 +60,7 @@ async fn a_tree_lands_in_a_share_byte_for_byte() {
         (5, 3, 1)
     );
     assert_eq!(
-        errors(&r),
+        error_codes(&r),
         [
             (
                 "dir/colon:name.txt".to_string(),

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use backup_common::job::{self, Run};
-use backup_common::result::{JobResult, JobStatus};
-use harness::stack::{pattern, write_file, Stack};
+use backup_common::result::JobStatus;
+use harness::stack::{error_codes, pattern, write_file, Stack};
 use md5::{Digest, Md5};
 
 fn backup(src: &Path, dest: &str, options: &str) -> String {
@@ -21,16 +21,6 @@ fn backup(src: &Path, dest: &str, options: &str) -> String {
 }
 
 const SMALL_CHUNKS: &str = r#"{"chunk_size": "256KiB", "upload_concurrency": 4}"#;
-
-fn codes(r: &JobResult) -> Vec<(String, String)> {
-    let mut e: Vec<_> = r
-        .errors
-        .iter()
-        .map(|e| (e.path.clone().unwrap_or_default(), e.error.code.clone()))
-        .collect();
-    e.sort();
-    e
-}
 
 /// Every stored file is a whole source version: its bytes are the source's and its stored MD5
 /// is the MD5 of its bytes.
@@ -235,7 +225,7 @@ async fn every_name_is_stored_exactly_or_refused() {
         v
     };
     assert_eq!(
-        codes(&blob),
+        error_codes(&blob),
         invalid(&[
             "tab\there.txt",
             "new\nline.txt",
@@ -280,7 +270,7 @@ async fn every_name_is_stored_exactly_or_refused() {
             "{}",
         ))
         .await;
-    let refused: Vec<String> = codes(&files).into_iter().map(|(p, _)| p).collect();
+    let refused: Vec<String> = error_codes(&files).into_iter().map(|(p, _)| p).collect();
     assert!(
         refused.contains(&"tab\there.txt".to_string()),
         "{refused:?}"

@@ -6,12 +6,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use md5::{Digest, Md5};
-use serde::Deserialize;
 use url::Url;
 
 use super::config::FilesConfig;
+use super::wire::{
+    base64_encode, error_code, format_time, header_md5, is_retryable_status, jitter, parse_time,
+    retry_after, EntryXml, ListXml, RangesXml,
+};
 use crate::dest::azure::error::credential_error;
 use crate::dest::azure::error::{classify, Target};
 use crate::dest::azure::signing::Authorizer;
@@ -437,28 +440,26 @@ impl FilesClient {
             ("x-ms-range", format!("bytes={offset}-{}", offset + len - 1)),
             ("x-ms-range-get-content-md5", "true".to_string()),
         ];
-        let reply = match self
-            .send(
-                Method::GET,
-                self.url(path),
-                &[],
-                &headers,
-                Bytes::new(),
-                path,
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(Error::AzureHttp { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(headers) = self.headers_if_exists(Method::GET, path, &headers).await? else {
+            return Ok(None);
         };
-        Ok(header_md5(&reply.headers))
+        Ok(header_md5(&headers))
     }
 
     /// Get File Properties: the response headers, `None` when the file does not exist.
     async fn head(&self, path: &str) -> Result<Option<HeaderMap>> {
+        self.headers_if_exists(Method::HEAD, path, &[]).await
+    }
+
+    /// The response headers of a request on a file, `None` when the file does not exist.
+    async fn headers_if_exists(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Option<HeaderMap>> {
         match self
-            .send(Method::HEAD, self.url(path), &[], &[], Bytes::new(), path)
+            .send(method, self.url(path), &[], headers, Bytes::new(), path)
             .await
         {
             Ok(r) => Ok(Some(r.headers)),
@@ -520,214 +521,4 @@ enum Failure {
     Transport(reqwest::Error),
     /// A problem on our side (not retryable).
     Local(Error),
-}
-
-fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// A factor in [0.5, 1.5) from the clock's low bits: enough to spread retries, no RNG needed.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    0.5 + f64::from(nanos % 1000) / 1000.0
-}
-
-/// `Retry-After` in either form the HTTP standard allows: delay seconds or an HTTP-date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers
-        .get(HeaderName::from_static("retry-after"))
-        .and_then(|v: &HeaderValue| v.to_str().ok())?
-        .trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = azure_core::time::parse_rfc7231(text).ok()?;
-    let wait = at - azure_core::time::OffsetDateTime::now_utc();
-    Some(Duration::from_secs_f64(wait.as_seconds_f64().max(0.0)))
-}
-
-/// The service's error code: `x-ms-error-code` (HEAD has no body), else `<Code>` in the body.
-fn error_code(headers: &HeaderMap, body: &[u8]) -> String {
-    if let Some(code) = headers.get("x-ms-error-code").and_then(|v| v.to_str().ok()) {
-        return code.to_string();
-    }
-    let text = String::from_utf8_lossy(body);
-    text.split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn header_md5(headers: &HeaderMap) -> Option<[u8; 16]> {
-    headers
-        .get("content-md5")
-        .and_then(|v| v.to_str().ok())
-        .and_then(base64_decode)
-        .and_then(|b| b.try_into().ok())
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()
-}
-
-/// `x-ms-file-*-time` format: ISO 8601 with seven fractional digits.
-pub fn format_time(unix_secs: i64) -> String {
-    let t = azure_core::time::OffsetDateTime::from_unix_timestamp(unix_secs)
-        .unwrap_or(azure_core::time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-pub fn parse_time(text: &str) -> Option<i64> {
-    azure_core::time::parse_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.unix_timestamp())
-}
-
-#[derive(Deserialize)]
-struct RangesXml {
-    #[serde(rename = "Range", default)]
-    ranges: Vec<RangeXml>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RangeXml {
-    start: u64,
-    end: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListXml {
-    entries: Option<EntriesXml>,
-    next_marker: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct EntriesXml {
-    #[serde(rename = "$value", default)]
-    items: Vec<EntryXml>,
-}
-
-#[derive(Deserialize)]
-enum EntryXml {
-    Directory(DirXml),
-    File(FileXml),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DirXml {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct FileXml {
-    name: String,
-    properties: Option<FilePropsXml>,
-}
-
-#[derive(Deserialize, Default)]
-struct FilePropsXml {
-    #[serde(rename = "Content-Length")]
-    content_length: Option<u64>,
-    #[serde(rename = "LastWriteTime")]
-    last_write_time: Option<String>,
-    #[serde(rename = "Last-Modified")]
-    last_modified: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_round_trip_in_the_seven_digit_format() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.0000000Z");
-        assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20.0000000Z");
-        assert_eq!(
-            parse_time("2023-11-14T22:13:20.0000000Z"),
-            Some(1_700_000_000)
-        );
-    }
-
-    #[test]
-    fn listing_xml_is_read() {
-        let xml = r#"<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="x" ShareName="s" DirectoryPath="">
-          <Entries><Directory><Name>sub dir</Name><Properties/></Directory>
-          <File><Name>a &amp; b.txt</Name><Properties><Content-Length>5</Content-Length><LastWriteTime>2023-11-14T22:13:20.0000000Z</LastWriteTime></Properties></File>
-          </Entries><NextMarker/></EnumerationResults>"#;
-        let page: ListXml = azure_core::xml::from_xml(Bytes::from(xml)).unwrap();
-        let items = page.entries.unwrap().items;
-        assert!(matches!(&items[0], EntryXml::Directory(d) if d.name == "sub dir"));
-        match &items[1] {
-            EntryXml::File(f) => {
-                assert_eq!(f.name, "a & b.txt");
-                let p = f.properties.as_ref().unwrap();
-                assert_eq!(p.content_length, Some(5));
-                assert_eq!(
-                    p.last_write_time.as_deref().and_then(parse_time),
-                    Some(1_700_000_000)
-                );
-            }
-            _ => panic!("not a file"),
-        }
-        assert_eq!(page.next_marker.filter(|m| !m.is_empty()), None);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        let later =
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(5);
-        let date = azure_core::time::to_rfc7231(&later);
-        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
-        let wait = retry_after(&h).unwrap();
-        assert!(
-            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
-            "{wait:?}"
-        );
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn error_code_from_header_or_body() {
-        let mut h = HeaderMap::new();
-        assert_eq!(
-            error_code(&h, b"<Error><Code>ShareNotFound</Code></Error>"),
-            "ShareNotFound"
-        );
-        h.insert(
-            "x-ms-error-code",
-            HeaderValue::from_static("ParentNotFound"),
-        );
-        assert_eq!(error_code(&h, b""), "ParentNotFound");
-    }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod names;
 mod upload;
+mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
