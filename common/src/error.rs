@@ -62,6 +62,13 @@ pub enum Error {
     SftpPermissionDenied { path: String },
     #[error("not found on the SFTP server: `{path}`")]
     SftpNotFound { path: String },
+    #[error("Connection lost to {host}:{port} while reading `{path}`: {detail}. Check network connectivity between this worker and the SFTP server")]
+    SftpConnectionLost {
+        host: String,
+        port: u16,
+        path: String,
+        detail: String,
+    },
     #[error("SFTP error on `{path}`: {detail}")]
     Sftp { path: String, detail: String },
 
@@ -118,6 +125,9 @@ pub enum Error {
         service: &'static str,
         reason: String,
     },
+    /// A request that was retried until its attempts ran out: final, with the last failure.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp { attempts: u32, last: Box<Error> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -140,6 +150,7 @@ impl Error {
             Error::SftpHostKey(_) => "sftp.host_key_verification",
             Error::SftpPermissionDenied { .. } => "sftp.permission_denied",
             Error::SftpNotFound { .. } => "sftp.not_found",
+            Error::SftpConnectionLost { .. } => "sftp.connection_lost",
             Error::Sftp { .. } => "sftp.error",
             Error::AzureUnreachable { .. } => "azure.unreachable",
             Error::AzureTimeout { .. } => "azure.timeout",
@@ -153,6 +164,7 @@ impl Error {
             Error::SourceChanged { .. } => "transfer.source_changed",
             Error::TooLarge { .. } => "transfer.too_large",
             Error::InvalidName { .. } => "dest.invalid_name",
+            Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }
     }
@@ -163,6 +175,7 @@ impl Error {
         match self {
             Error::SftpTimeout { .. }
             | Error::SftpConnect { .. }
+            | Error::SftpConnectionLost { .. }
             | Error::AzureUnreachable { .. }
             | Error::AzureTimeout { .. }
             | Error::SourceChanged { .. }

@@ -201,6 +201,30 @@ impl Azurite {
         body.to_vec()
     }
 
+    /// A blob's bytes and stored Content-MD5 from one GET (one version, never two mixed),
+    /// or `None` when it is not there. For observers racing with writers.
+    pub async fn read_whole(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+        use base64::Engine;
+        let sas = self.container_sas_url(container, "r", 600);
+        let (base, query) = sas.split_once('?').expect("a SAS URL has a query");
+        let url = format!("{base}/{name}?{query}");
+        let response = reqwest::get(&url).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let md5 = response
+            .headers()
+            .get("content-md5")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+        let body = response.bytes().await.ok()?;
+        Some((body.to_vec(), md5))
+    }
+
     /// How many blocks are staged but not committed for `name` (an upload in progress).
     pub async fn uncommitted_blocks(&self, container: &str, name: &str) -> usize {
         let mut url = Url::parse(&format!("{}/{container}", self.endpoint())).expect("url");

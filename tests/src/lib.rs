@@ -5,6 +5,7 @@
 pub mod azurite;
 pub mod check;
 pub mod entra;
+pub mod fault;
 pub mod identity;
 pub mod lambda;
 pub mod moto;

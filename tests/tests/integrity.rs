@@ -366,3 +366,39 @@ async fn an_endpoint_that_never_answers_is_a_timeout_at_its_step() {
         );
     }
 }
+
+/// A request that keeps failing is retried a bounded number of times, honouring `Retry-After`
+/// (in seconds and as a date, in turn), and then fails for good, saying how many attempts
+/// were made; the next run copies the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn exhausted_retries_are_final_and_say_how_many_attempts() {
+    let stack = Stack::start();
+    stack.files.create_share("busy");
+    let src = stack.source_dir("busy");
+    write_file(&src, "a.txt", b"a");
+    let message = backup(&src, r#"{"storage": "fileshare", "share": "busy"}"#, "{}");
+    // Enough 503s for the listing to give up.
+    stack.files.fail_next(5, 503);
+    let started = Instant::now();
+    let r = stack.run(&message).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, JobStatus::Failed, "{r:#?}");
+    let error = &r.errors[0].error;
+    assert!(
+        error.message.contains("gave up after 5 attempts"),
+        "{}",
+        error.message
+    );
+    assert!(!error.retryable, "an exhausted error is final");
+    // Four waits of Retry-After (1 s, or a date about 1 s ahead): the service's word was kept.
+    assert!(
+        took >= Duration::from_secs(2),
+        "retried without waiting: {took:?}"
+    );
+    let again = stack.run(&message).await;
+    assert_eq!(
+        (again.status, again.files.copied),
+        (JobStatus::Succeeded, 1),
+        "{again:#?}"
+    );
+}

@@ -5,7 +5,7 @@
 //! The JSON Schema in `events/schema/job-message.schema.json` is generated from these types.
 
 pub mod json;
-mod paths;
+pub mod paths;
 mod size;
 
 use schemars::JsonSchema;

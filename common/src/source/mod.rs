@@ -6,7 +6,7 @@
 pub mod sftp;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -55,14 +55,16 @@ pub trait Source: Send + Sync {
     /// a file rewritten in place while it was read is not committed.
     async fn stat(&self, root: &str, path: &str) -> Result<Option<(u64, i64)>>;
 
-    /// Open `root/path` for reading from its start.
-    async fn open(&self, root: &str, path: &str) -> Result<Box<dyn SourceReader>>;
+    /// Open `root/path` for reading from `offset` (0: its start; more: continuing a read the
+    /// connection broke under).
+    async fn open(&self, root: &str, path: &str, offset: u64) -> Result<Box<dyn SourceReader>>;
 }
 
 #[async_trait]
 pub trait SourceReader: Send {
-    /// Read the next `len` bytes, fewer only at end of file; empty at end of file.
-    async fn read_chunk(&mut self, len: usize) -> Result<Bytes>;
+    /// Append the file's next bytes to `buf` until it holds `want` bytes or the file ends. On
+    /// an error, what was read stays in `buf`, so a caller can continue from there.
+    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()>;
 }
 
 /// `root` joined with a relative `path`.

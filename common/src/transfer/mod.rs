@@ -8,6 +8,7 @@
 pub mod filter;
 pub mod names;
 pub mod progress;
+mod reader;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,10 +22,11 @@ use crate::dest::{Destination, FileMeta, RemoteFile, Upload};
 use crate::error::{Error, Result};
 use crate::message::{CompareMode, TransferOptions};
 use crate::result::{FileError, JobResult};
-use crate::source::{ListItem, Source, SourceFile, SourceReader};
+use crate::source::{ListItem, Source, SourceFile};
 pub use filter::Filter;
 pub use names::NameGuard;
 pub use progress::Progress;
+use reader::ResumingReader;
 
 /// Files read at the same time. Each open SFTP file keeps its own read-ahead, so this bounds
 /// that memory too; chunk slots bound the rest.
@@ -296,11 +298,11 @@ impl FileCopier {
                 }
             }
         }
-        let mut reader = self.source.open(&self.root, &file.path).await?;
+        let mut reader = ResumingReader::open(self.source.as_ref(), &self.root, &file.path).await?;
         if file.size <= self.chunk_size as u64 {
-            self.copy_small(file, reader.as_mut()).await
+            self.copy_small(file, &mut reader).await
         } else {
-            self.copy_chunked(file, reader.as_mut()).await
+            self.copy_chunked(file, &mut reader).await
         }
     }
 
@@ -316,7 +318,7 @@ impl FileCopier {
     async fn copy_small(
         &self,
         file: &SourceFile,
-        reader: &mut dyn SourceReader,
+        reader: &mut ResumingReader<'_>,
     ) -> Result<Outcome> {
         let _slot = self.take_slot().await?;
         let data = reader.read_chunk(file.size as usize).await?;
@@ -340,7 +342,7 @@ impl FileCopier {
     async fn copy_chunked(
         &self,
         file: &SourceFile,
-        reader: &mut dyn SourceReader,
+        reader: &mut ResumingReader<'_>,
     ) -> Result<Outcome> {
         let upload = self
             .dest
@@ -447,7 +449,7 @@ impl FileCopier {
     async fn expect_end(
         &self,
         file: &SourceFile,
-        reader: &mut dyn SourceReader,
+        reader: &mut ResumingReader<'_>,
         read: u64,
     ) -> Result<()> {
         if read != file.size {
@@ -479,7 +481,7 @@ impl FileCopier {
         if let Some(md5) = self.source.remote_md5(&self.root, &file.path).await? {
             return Ok(md5);
         }
-        let mut reader = self.source.open(&self.root, &file.path).await?;
+        let mut reader = ResumingReader::open(self.source.as_ref(), &self.root, &file.path).await?;
         let mut md5 = Md5::new();
         loop {
             let _slot = self.take_slot().await?;

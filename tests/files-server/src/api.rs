@@ -119,8 +119,22 @@ async fn handle(
             "Injected failure: the server is busy.",
         )
         .into_response(head);
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
+        // Both forms HTTP allows, in turn: delay seconds, or the date to come back at.
+        let date = state
+            .faults_served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 2
+            == 1;
+        let value = if date {
+            httpdate::fmt_http_date(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+            )
+        } else {
+            "1".to_string()
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert("retry-after", v);
+        }
         return r;
     }
     let version = headers.get("x-ms-version").cloned();

@@ -28,8 +28,10 @@ pub struct State {
     pub account: String,
     pub key: String,
     pub store: Mutex<Store>,
-    /// Injected failures: the next requests answer with these statuses (and `Retry-After: 1`).
+    /// Injected failures: the next requests answer with these statuses (and `Retry-After` of 1 s, as seconds or as a date in turn).
     pub faults: Mutex<std::collections::VecDeque<u16>>,
+    /// Injected failures answered so far (their `Retry-After` alternates seconds and a date).
+    pub faults_served: std::sync::atomic::AtomicU64,
     /// Served over https (bearer tokens are accepted only then).
     pub tls: bool,
     /// Entra object ids whose role allows reading only (Storage File Data Privileged Reader).
@@ -79,6 +81,7 @@ impl FilesServer {
             key: key.to_string(),
             store: Mutex::new(Store::default()),
             faults: Mutex::new(Default::default()),
+            faults_served: Default::default(),
             tls: tls.is_some(),
             read_only: Mutex::new(HashSet::new()),
         });

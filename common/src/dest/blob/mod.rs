@@ -5,7 +5,7 @@
 //! in one Put Blob. Each blob carries the source's MD5 (Content-MD5), size and mtime (metadata).
 
 pub mod config;
-mod names;
+pub mod names;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZero;

@@ -29,6 +29,11 @@ pub fn check(name: &str) -> Result<()> {
             "the character `\\` is not allowed (the service reads it as `/`)".into(),
         ));
     }
+    if let Some(segment) = name.split('/').find(|s| matches!(*s, "" | "." | "..")) {
+        return Err(fail(format!(
+            "the path segment `{segment}` is not allowed (a URL drops or resolves it)"
+        )));
+    }
     if name.ends_with('.') {
         return Err(fail(
             "a blob name must not end with `.` (the service drops it)".into(),
@@ -58,6 +63,10 @@ mod tests {
             ("a\nb", "U+000A"),
             ("dir\\file", "`\\`"),
             ("file.", "end with `.`"),
+            ("../up", "segment `..`"),
+            ("a/./b", "segment `.`"),
+            ("a//b", "segment ``"),
+            ("dir/", "segment ``"),
         ] {
             let e = check(name).unwrap_err();
             assert_eq!(e.code(), "dest.invalid_name");

@@ -113,11 +113,8 @@ impl FilesClient {
                 .await;
             let retry_after = match &outcome {
                 Ok((status, h, _)) if is_retryable_status(*status) => Some(retry_after(h)),
-                Err(Failure::Transport(e))
-                    if e.is_connect() || e.is_timeout() || e.is_request() =>
-                {
-                    Some(None)
-                }
+                // Any transport failure: refused, reset mid-body, timed out.
+                Err(Failure::Transport(_)) => Some(None),
                 _ => None,
             };
             if let (Some(wait), true) = (retry_after, attempt < REQUEST_ATTEMPTS) {
@@ -126,33 +123,51 @@ impl FilesClient {
                 tokio::time::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(30))).await;
                 continue;
             }
-            return match outcome {
-                Ok((status, headers, body)) if status.is_success() => Ok(Reply { headers, body }),
-                Ok((status, headers, body)) => {
-                    let code = error_code(&headers, &body);
-                    let needs = match (method.as_str(), query.iter().any(|(_, v)| *v == "list")) {
-                        ("GET", true) => "list",
-                        ("GET" | "HEAD", false) => "read",
-                        ("DELETE", _) => "delete",
-                        _ => "write",
-                    };
-                    Err(classify(
-                        &self.target(resource, needs),
-                        status.as_u16(),
-                        &code,
-                    ))
-                }
-                Err(Failure::Local(e)) => Err(e),
-                Err(Failure::Transport(e)) if e.is_timeout() => Err(Error::AzureTimeout {
-                    endpoint: redact_url(self.share_url.as_str()),
-                    seconds: self.timeout.as_secs(),
-                    during: format!("{} `{resource}`", method.as_str()),
+            let result = self.reply_or_error(outcome, &method, query, resource);
+            return match result {
+                Err(last) if retry_after.is_some() => Err(Error::GaveUp {
+                    attempts: attempt,
+                    last: Box::new(last),
                 }),
-                Err(Failure::Transport(e)) => Err(Error::AzureUnreachable {
-                    endpoint: redact_url(self.share_url.as_str()),
-                    detail: e.without_url().to_string(),
-                }),
+                other => other,
             };
+        }
+    }
+
+    /// The reply of a request's last attempt, or its failure in the seed's classes.
+    fn reply_or_error(
+        &self,
+        outcome: std::result::Result<(StatusCode, HeaderMap, Bytes), Failure>,
+        method: &Method,
+        query: &[(&str, &str)],
+        resource: &str,
+    ) -> Result<Reply> {
+        match outcome {
+            Ok((status, headers, body)) if status.is_success() => Ok(Reply { headers, body }),
+            Ok((status, headers, body)) => {
+                let code = error_code(&headers, &body);
+                let needs = match (method.as_str(), query.iter().any(|(_, v)| *v == "list")) {
+                    ("GET", true) => "list",
+                    ("GET" | "HEAD", false) => "read",
+                    ("DELETE", _) => "delete",
+                    _ => "write",
+                };
+                Err(classify(
+                    &self.target(resource, needs),
+                    status.as_u16(),
+                    &code,
+                ))
+            }
+            Err(Failure::Local(e)) => Err(e),
+            Err(Failure::Transport(e)) if e.is_timeout() => Err(Error::AzureTimeout {
+                endpoint: redact_url(self.share_url.as_str()),
+                seconds: self.timeout.as_secs(),
+                during: format!("{} `{resource}`", method.as_str()),
+            }),
+            Err(Failure::Transport(e)) => Err(Error::AzureUnreachable {
+                endpoint: redact_url(self.share_url.as_str()),
+                detail: e.without_url().to_string(),
+            }),
         }
     }
 

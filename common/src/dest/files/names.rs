@@ -20,6 +20,9 @@ pub fn check(path: &str) -> Result<()> {
         )));
     }
     for component in path.split('/') {
+        if component.is_empty() {
+            return Err(fail("the path has an empty folder name (`//`)".into()));
+        }
         if component.chars().count() > MAX_COMPONENT {
             return Err(fail(format!(
                 "the name `{}…` is longer than {MAX_COMPONENT} characters",
@@ -61,6 +64,7 @@ mod tests {
             ("back\\slash", "`\\`"),
             ("tab\there", "U+0009"),
             ("dir./x", "ends with `.`"),
+            ("a//b", "empty folder name"),
         ] {
             let e = check(path).unwrap_err();
             assert_eq!(e.code(), "dest.invalid_name");

@@ -176,8 +176,9 @@ impl Upload for FilesUpload {
             .await
         {
             Ok(()) => Ok(()),
-            Err(e) if e.is_retryable() && self.committed_anyway(meta).await.unwrap_or(false) => {
-                tracing::info!(path = %self.target, "the rename's answer was lost, but the file is committed");
+            // A retried Rename whose first answer was lost finds its source gone: check.
+            Err(e) if self.committed_anyway(meta).await.unwrap_or(false) => {
+                tracing::info!(path = %self.target, error = %e, "the rename's answer was lost, but the file is committed");
                 Ok(())
             }
             Err(e) => Err(e),

@@ -131,6 +131,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Whether the SSH connection is gone (the server or the link closed it).
+    pub fn is_closed(&self) -> bool {
+        self.ssh.is_closed()
+    }
+
     /// Run `command` on the server; `None` when the server refuses to run commands (e.g.
     /// `ForceCommand internal-sftp`). Returns the exit status and standard output.
     pub async fn exec(&self, command: &str) -> Option<(u32, Vec<u8>)> {

@@ -1,0 +1,90 @@
+//! The job's SFTP connection, replaced when it breaks. Every user asks [`Sessions::get`] for the
+//! current connection; whoever sees it fail calls [`Sessions::invalidate`] with the one it used,
+//! and the next `get` reconnects, with backoff, once for everyone (a cut link breaks every
+//! file in flight at the same moment).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use super::config::SftpConfig;
+use super::connect::{self, Connection};
+use crate::check::CheckFailure;
+use crate::error::Error;
+
+/// Attempts at reconnecting after a connection broke (the first connection is tried once:
+/// Test Connection must answer at once).
+const RECONNECT_ATTEMPTS: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+pub struct Sessions {
+    cfg: SftpConfig,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Option<Arc<Connection>>,
+    /// A connection existed and broke: the next one is a reconnect.
+    broken: bool,
+}
+
+impl Sessions {
+    pub fn new(cfg: SftpConfig) -> Self {
+        Sessions {
+            cfg,
+            slot: Mutex::new(Slot::default()),
+        }
+    }
+
+    pub fn cfg(&self) -> &SftpConfig {
+        &self.cfg
+    }
+
+    /// A live connection: the current one, or a new one.
+    pub async fn get(&self) -> Result<Arc<Connection>, CheckFailure> {
+        let mut slot = self.slot.lock().await;
+        if let Some(conn) = slot.current.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let broken = slot.broken || slot.current.is_some();
+        let conn = Arc::new(self.connect(broken).await?);
+        slot.current = Some(conn.clone());
+        slot.broken = false;
+        Ok(conn)
+    }
+
+    /// `conn` failed (a cut link, a stalled read): the next `get` opens a new connection.
+    pub async fn invalidate(&self, conn: &Arc<Connection>) {
+        let mut slot = self.slot.lock().await;
+        if slot.current.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            tracing::info!(host = %self.cfg.host, "SFTP connection lost: reconnecting");
+            slot.current = None;
+            slot.broken = true;
+        }
+    }
+
+    async fn connect(&self, reconnect: bool) -> Result<Connection, CheckFailure> {
+        let attempts = if reconnect { RECONNECT_ATTEMPTS } else { 1 };
+        let mut attempt = 1;
+        loop {
+            match connect::connect(&self.cfg).await {
+                Ok(conn) => return Ok(conn),
+                Err(f) if attempt < attempts && transient(&f.error) => {
+                    let wait = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+                    tracing::info!(attempt, error = %f.error, "SFTP reconnect failed; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+}
+
+/// Worth another try after a connection that worked broke (a server restarting refuses for a
+/// moment too); authentication and host-key failures are not.
+fn transient(e: &Error) -> bool {
+    e.is_retryable() || matches!(e, Error::SftpConnectionRefused { .. })
+}

@@ -1,0 +1,96 @@
+//! Walking a tree over SFTP: directories are read one at a time (each retried on a new
+//! connection if the link breaks), items stream through a bounded channel.
+
+use std::sync::Arc;
+
+use russh_sftp::client::fs::ReadDir;
+use tokio::sync::mpsc;
+
+use super::session::Sessions;
+use super::with_connection;
+use crate::error::Result;
+use crate::source::{join, ListItem, SourceFile};
+
+/// Items buffered between the walker and the transfer engine.
+const LIST_CHANNEL_DEPTH: usize = 256;
+
+/// Read `root` (it must be readable: a wrong path fails the job instead of "0 files copied"),
+/// then walk the rest in the background.
+pub async fn start(sessions: Arc<Sessions>, root: &str) -> Result<mpsc::Receiver<ListItem>> {
+    let first = read_dir(&sessions, root).await?;
+    let (tx, rx) = mpsc::channel(LIST_CHANNEL_DEPTH);
+    let root = root.to_string();
+    tokio::spawn(async move {
+        let mut pending: Vec<String> = Vec::new();
+        let mut batch = Some((String::new(), first));
+        while let Some((dir, entries)) = batch.take() {
+            if !send_entries(&tx, &dir, entries, &mut pending).await {
+                return;
+            }
+            while let Some(next) = pending.pop() {
+                let full = join(&root, &next);
+                match read_dir(&sessions, &full).await {
+                    Ok(entries) => {
+                        batch = Some((next, entries));
+                        break;
+                    }
+                    Err(err) => {
+                        if tx.send(ListItem::Error(next, err)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+async fn read_dir(sessions: &Sessions, path: &str) -> Result<ReadDir> {
+    with_connection(sessions, path, |conn| {
+        let path = path.to_string();
+        async move { conn.sftp.read_dir(path).await }
+    })
+    .await
+}
+
+/// Send the files of one directory and queue its subdirectories; false when the receiver
+/// is gone.
+async fn send_entries(
+    tx: &mpsc::Sender<ListItem>,
+    dir: &str,
+    entries: ReadDir,
+    pending: &mut Vec<String>,
+) -> bool {
+    for entry in entries {
+        let name = entry.file_name();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let rel = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
+        let meta = entry.metadata();
+        let item = if meta.is_symlink() {
+            ListItem::Symlink(rel)
+        } else if meta.is_dir() {
+            pending.push(rel);
+            continue;
+        } else if meta.is_regular() {
+            ListItem::File(SourceFile {
+                path: rel,
+                size: meta.size.unwrap_or(0),
+                mtime: i64::from(meta.mtime.unwrap_or(0)),
+            })
+        } else {
+            // Sockets, FIFOs, devices: nothing to back up.
+            continue;
+        };
+        if tx.send(item).await.is_err() {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,75 @@
+//! A source file read to its end across broken connections: when a read fails in a way that
+//! may pass (a cut link, a stalled read), the file is reopened at the offset already read and
+//! the read goes on. Nothing read before is read again, so the MD5 the engine keeps while
+//! reading (the integrity value carried across reconnects) stays valid, and a link that drops
+//! every few tens of MB still gets a large file through.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::Result;
+use crate::source::{Source, SourceReader};
+
+/// Reopens in a row without a byte of progress before the error is final, and the first pause
+/// between them (doubling). A reopen that got further starts the count again: a link that
+/// keeps dropping but keeps delivering is used to the end.
+const REOPENS: u32 = 6;
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+pub struct ResumingReader<'a> {
+    source: &'a dyn Source,
+    root: &'a str,
+    path: &'a str,
+    offset: u64,
+    reader: Box<dyn SourceReader>,
+    /// Reopens since the read last made progress, and the offset of the last reopen.
+    reopens: u32,
+    reopened_at: u64,
+}
+
+impl<'a> ResumingReader<'a> {
+    pub async fn open(source: &'a dyn Source, root: &'a str, path: &'a str) -> Result<Self> {
+        let reader = source.open(root, path, 0).await?;
+        Ok(ResumingReader {
+            source,
+            root,
+            path,
+            offset: 0,
+            reader,
+            reopens: 0,
+            reopened_at: 0,
+        })
+    }
+
+    /// The next `len` bytes, fewer only at end of file. Bytes read before a failure are kept:
+    /// the file is reopened where they end.
+    pub async fn read_chunk(&mut self, len: usize) -> Result<Bytes> {
+        let mut buf = BytesMut::with_capacity(len);
+        loop {
+            let failure = match self.reader.read_into(&mut buf, len).await {
+                Ok(()) => {
+                    self.offset += buf.len() as u64;
+                    return Ok(buf.freeze());
+                }
+                Err(e) if e.is_retryable() => e,
+                Err(e) => return Err(e),
+            };
+            let reached = self.offset + buf.len() as u64;
+            if reached > self.reopened_at {
+                self.reopens = 0;
+            }
+            if self.reopens >= REOPENS {
+                return Err(failure);
+            }
+            let pause = FIRST_PAUSE * 2u32.pow(self.reopens.min(5));
+            self.reopens += 1;
+            self.reopened_at = reached;
+            tracing::info!(path = %self.path, offset = reached, error = %failure, "read failed; reopening at the same offset");
+            tokio::time::sleep(pause).await;
+            if let Ok(reader) = self.source.open(self.root, self.path, reached).await {
+                self.reader = reader;
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! A TCP proxy on loopback that misbehaves on purpose, between the worker and a real server:
+//! it cuts a connection after it has carried a number of bytes towards the worker, or stalls it
+//! (holds it open and forwards nothing more). Faults hit the first `faulty_connections`
+//! connections (all of them by default), so "a link that drops every few MB" and "one cut,
+//! then a good link" are both one policy.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to a faulty connection. Byte counts are both directions together (a
+/// download and an upload are both cut mid-way); 0 = never.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    pub cut_after: u64,
+    pub stall_after: u64,
+    /// How many connections (in accept order) get the faults; the rest pass untouched.
+    pub faulty_connections: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    bytes_down: AtomicU64,
+    faults: AtomicU64,
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    policy: Arc<Mutex<Policy>>,
+    counters: Arc<Counters>,
+    /// Dropping it ends the proxy's thread (and with it every connection it holds).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FaultProxy {
+    /// Forward 127.0.0.1:`port` (a free one) to 127.0.0.1:`target`, with faults per `policy`.
+    /// The proxy runs on its own thread and runtime, so any test (async or not) can own it.
+    pub fn start(target: u16, policy: Policy) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let policy = Arc::new(Mutex::new(policy));
+        let counters = Arc::new(Counters::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (p, c) = (policy.clone(), counters.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                let accept = async {
+                    while let Ok((client, _)) = listener.accept().await {
+                        let index = c.connections.fetch_add(1, Ordering::SeqCst);
+                        let rules = *p.lock().expect("policy");
+                        let rules = if index < rules.faulty_connections {
+                            rules
+                        } else {
+                            Policy::default()
+                        };
+                        tokio::spawn(forward(client, target, rules, c.clone()));
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        FaultProxy {
+            port,
+            policy,
+            counters,
+            _stop: stop,
+        }
+    }
+
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.lock().expect("policy") = policy;
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// Bytes carried towards the worker, all connections together.
+    pub fn bytes_down(&self) -> u64 {
+        self.counters.bytes_down.load(Ordering::SeqCst)
+    }
+
+    /// Cuts and stalls done so far.
+    pub fn faults(&self) -> u64 {
+        self.counters.faults.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Arc<Counters>) {
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
+        return;
+    };
+    let (mut up, mut down) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let limit = [rules.cut_after, rules.stall_after]
+        .into_iter()
+        .filter(|l| *l > 0)
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut carried: u64 = 0;
+    loop {
+        let (from, to, downward) = tokio::select! {
+            read = client.read(&mut up) => (read, &mut server, false),
+            read = server.read(&mut down) => (read, &mut client, true),
+        };
+        let Ok(n @ 1..) = from else { return };
+        let allowed = (n as u64).min(limit - carried) as usize;
+        let data = if downward {
+            &down[..allowed]
+        } else {
+            &up[..allowed]
+        };
+        if to.write_all(data).await.is_err() {
+            return;
+        }
+        carried += allowed as u64;
+        if downward {
+            counters
+                .bytes_down
+                .fetch_add(allowed as u64, Ordering::SeqCst);
+        }
+        if carried >= limit {
+            counters.faults.fetch_add(1, Ordering::SeqCst);
+            if rules.stall_after > 0 && carried >= rules.stall_after {
+                // Hold both sockets open and say nothing more.
+                let _held = (client, server);
+                std::future::pending::<()>().await;
+            }
+            return; // a cut: both sockets close
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The SFTP link misbehaves (through `harness::fault::FaultProxy` in front of sshd): cut
+//! connections are replaced and reads continue at the offset they reached, so a link that drops
+//! every few MiB still gets a large file through, one cut does not fail the rest of the job,
+//! and a stalled read times out instead of blocking.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use backup_common::config::Profiles;
+use backup_common::result::JobStatus;
+use harness::fault::{FaultProxy, Policy};
+use harness::stack::{pattern, write_file, Stack};
+
+const MIB: u64 = 1024 * 1024;
+
+/// The stack's profiles with the SFTP source reached through `proxy`.
+fn through(stack: &Stack, proxy: &FaultProxy, extra: &[(&str, &str)]) -> Profiles {
+    let mut vars = stack.vars();
+    vars.insert(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
+        proxy.port.to_string(),
+    );
+    // The known_hosts entry names sshd's own port; the proxy's port is another.
+    vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
+    vars.insert(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
+        "true".into(),
+    );
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Profiles::from_vars(vars)
+}
+
+fn backup(src: &Path, dest: &str) -> String {
+    format!(
+        r#"{{"kind": "backup", "job_id": "faults",
+            "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {dest}, "options": {{"chunk_size": "1MiB", "upload_concurrency": 4}}}}"#,
+        src.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_that_drops_every_few_mib_still_gets_a_large_file_through() {
+    let stack = Stack::start();
+    stack.azurite.create_container("flaky").await;
+    stack.files.create_share("flaky");
+    let src = stack.source_dir("flaky");
+    let data = pattern(48 * MIB as usize, 5);
+    write_file(&src, "big.bin", &data);
+    for dest in [
+        r#"{"storage": "archive", "container": "flaky"}"#,
+        r#"{"storage": "fileshare", "share": "flaky"}"#,
+    ] {
+        let proxy = FaultProxy::start(
+            stack.sshd.port,
+            Policy {
+                cut_after: 8 * MIB,
+                faulty_connections: u64::MAX,
+                ..Policy::default()
+            },
+        );
+        let r = stack
+            .run_with(&backup(&src, dest), &through(&stack, &proxy, &[]))
+            .await;
+        assert_eq!(
+            (r.status, r.files.copied),
+            (JobStatus::Succeeded, 1),
+            "{dest}: {r:#?}"
+        );
+        // Every connection carried at most 8 MiB, so the file needed many, and a restart from
+        // zero could never pass 8 MiB. What a cut costs is what was in flight on the link
+        // (SFTP read-ahead), not what was read before it.
+        assert!(
+            proxy.connections() >= 6,
+            "{dest}: {} connections",
+            proxy.connections()
+        );
+        assert!(
+            proxy.bytes_down() < 2 * data.len() as u64,
+            "{dest}: {} bytes crossed the link for a {} byte file",
+            proxy.bytes_down(),
+            data.len()
+        );
+        println!(
+            "{dest}: {} connections, {} cuts, {:.1} MiB over the link for 48 MiB",
+            proxy.connections(),
+            proxy.faults(),
+            proxy.bytes_down() as f64 / MIB as f64
+        );
+    }
+    assert_eq!(stack.azurite.read("flaky", "big.bin").await, data);
+    assert!(stack.files.files("flaky") == vec![("big.bin".to_string(), data)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_cut_connection_does_not_fail_the_remaining_files() {
+    let stack = Stack::start();
+    stack.azurite.create_container("cut").await;
+    let src = stack.source_dir("cut");
+    let files: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| (format!("dir{}/f{i:02}.bin", i % 3), pattern(300 * 1024, i)))
+        .collect();
+    for (name, data) in &files {
+        write_file(&src, name, data);
+    }
+    let proxy = FaultProxy::start(
+        stack.sshd.port,
+        Policy {
+            cut_after: 2 * MIB,
+            faulty_connections: 1,
+            ..Policy::default()
+        },
+    );
+    let r = stack
+        .run_with(
+            &backup(&src, r#"{"storage": "archive", "container": "cut"}"#),
+            &through(&stack, &proxy, &[]),
+        )
+        .await;
+    assert_eq!(proxy.faults(), 1, "the link was cut once");
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 24),
+        "{r:#?}"
+    );
+    assert_eq!(proxy.connections(), 2, "one reconnect for the whole job");
+    for (name, data) in &files {
+        assert!(stack.azurite.read("cut", name).await == *data, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_read_times_out_and_the_file_is_finished_on_a_new_connection() {
+    let stack = Stack::start();
+    stack.azurite.create_container("stall").await;
+    let src = stack.source_dir("stall");
+    let data = pattern(8 * MIB as usize, 9);
+    write_file(&src, "big.bin", &data);
+    let proxy = FaultProxy::start(
+        stack.sshd.port,
+        Policy {
+            stall_after: 2 * MIB,
+            faulty_connections: 1,
+            ..Policy::default()
+        },
+    );
+    let profiles = through(
+        &stack,
+        &proxy,
+        &[("BACKUP_STORAGE_OFFICE_NAS_SSH_READ_TIMEOUT", "2")],
+    );
+    let started = Instant::now();
+    let r = stack
+        .run_with(
+            &backup(&src, r#"{"storage": "archive", "container": "stall"}"#),
+            &profiles,
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 1),
+        "{r:#?}"
+    );
+    assert_eq!(proxy.faults(), 1);
+    assert!(proxy.connections() >= 2);
+    assert!(
+        took < Duration::from_secs(30),
+        "the stall held the job for {took:?}"
+    );
+    assert_eq!(stack.azurite.read("stall", "big.bin").await, data);
+}
