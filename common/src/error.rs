@@ -185,6 +185,15 @@ impl Error {
         }
     }
 
+    /// Whether the cause may pass with time (a retryable error, or one retried until its
+    /// attempts ran out): staged work is then kept for the next attempt to resume.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::GaveUp { last, .. } => last.is_transient(),
+            e => e.is_retryable(),
+        }
+    }
+
     /// The serialisable form that goes into results and logs.
     pub fn report(&self) -> ErrorReport {
         ErrorReport {
@@ -280,5 +289,24 @@ mod tests {
         assert!(e(503).is_retryable());
         assert!(e(429).is_retryable());
         assert!(!e(404).is_retryable());
+    }
+
+    #[test]
+    fn an_exhausted_error_is_final_but_transient_and_keeps_its_code() {
+        let busy = Error::GaveUp {
+            attempts: 5,
+            last: Box::new(Error::AzureHttp {
+                resource: "r".into(),
+                status: 503,
+                code: "ServerBusy".into(),
+            }),
+        };
+        assert_eq!(busy.code(), "azure.http_error");
+        assert!(!busy.is_retryable());
+        assert!(busy.is_transient());
+        assert!(
+            busy.to_string().ends_with("(gave up after 5 attempts)"),
+            "{busy}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod azurite;
 pub mod check;
+pub mod corpus;
 pub mod entra;
 pub mod fault;
 pub mod identity;

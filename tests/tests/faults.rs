@@ -10,6 +10,7 @@ use backup_common::config::Profiles;
 use backup_common::result::JobStatus;
 use harness::fault::{FaultProxy, Policy};
 use harness::stack::{pattern, write_file, Stack};
+use md5::Digest;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -171,4 +172,71 @@ async fn a_stalled_read_times_out_and_the_file_is_finished_on_a_new_connection()
         "the stall held the job for {took:?}"
     );
     assert_eq!(stack.azurite.read("stall", "big.bin").await, data);
+}
+
+/// The file is rewritten in place (same size, new mtime) while its read is stalled; the read
+/// then continues on a new connection into the new bytes. The re-stat after the last read sees
+/// the new mtime, so the mix of two versions is never committed; the next run copies the new
+/// version.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_rewritten_while_its_read_stalls_is_not_committed_as_a_mix() {
+    let stack = Stack::start();
+    stack.azurite.create_container("mixed").await;
+    let src = stack.source_dir("mixed");
+    let old = pattern(8 * MIB as usize, 21);
+    let path = write_file(&src, "big.bin", &old);
+    let proxy = FaultProxy::start(
+        stack.sshd.port,
+        Policy {
+            stall_after: 3 * MIB,
+            faulty_connections: 1,
+            ..Policy::default()
+        },
+    );
+    let profiles = through(
+        &stack,
+        &proxy,
+        &[("BACKUP_STORAGE_OFFICE_NAS_SSH_READ_TIMEOUT", "3")],
+    );
+    let message = backup(&src, r#"{"storage": "archive", "container": "mixed"}"#);
+    let new = pattern(old.len(), 22);
+    let rewrite = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while proxy.faults() == 0 {
+            assert!(Instant::now() < deadline, "the read never stalled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::write(&path, &new).unwrap();
+        let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    };
+    let (first, ()) = tokio::join!(stack.run_with(&message, &profiles), rewrite);
+    assert_eq!(first.files.copied, 0, "{first:#?}");
+    assert_eq!(
+        first.errors[0].error.code, "transfer.source_changed",
+        "{first:#?}"
+    );
+    assert!(
+        stack.azurite.list("mixed").await.is_empty(),
+        "a mixed file was committed"
+    );
+
+    let second = stack.run_with(&message, &profiles).await;
+    assert_eq!(
+        (second.status, second.files.copied),
+        (JobStatus::Succeeded, 1),
+        "{second:#?}"
+    );
+    let (stored, md5) = stack
+        .azurite
+        .read_whole("mixed", "big.bin")
+        .await
+        .expect("committed");
+    assert!(stored == new, "the stored file is not the new version");
+    assert_eq!(md5.as_deref(), Some(&md5::Md5::digest(&stored)[..]));
 }

@@ -424,7 +424,7 @@ impl FileCopier {
             Err(e) => {
                 in_flight.abort_all();
                 // What is staged stays for the retry when the failure may pass.
-                self.stop(upload.as_ref(), e.is_retryable()).await;
+                self.stop(upload.as_ref(), e.is_transient()).await;
                 Err(e)
             }
         }

@@ -181,3 +181,56 @@ async fn a_big_job_fans_out_through_the_jobs_output_binding() {
         .collect();
     assert_eq!(data, ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt"]);
 }
+
+/// Every refused message of the corpus, delivered as the host delivers queue messages (base64,
+/// and as text where it is JSON text), is refused with the same code and words, asks for
+/// redelivery (500: the host poisons it after `maxDequeueCount`) and writes nothing.
+#[tokio::test]
+async fn every_refused_message_is_refused_as_a_queue_invocation_too() {
+    use base64::Engine;
+    let stack = Stack::start();
+    stack.azurite.create_container("corpus").await;
+    stack.files.create_share("corpus");
+    let src = stack.source_dir("azcorpus");
+    write_file(&src, "a.txt", b"never copied");
+    let handler = Handler::start(stack.vars().into_iter().collect());
+    let mut failures = Vec::new();
+    let mut delivered = 0;
+    for case in harness::corpus::cases() {
+        let bytes = case.message(&src);
+        let mut shapes = vec![json!(
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        )];
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            if text.trim_start().starts_with('{') {
+                shapes.push(json!(text));
+            }
+        }
+        for shape in shapes {
+            let invocation = json!({"Data": {"message": shape}, "Metadata": {"Id": case.file}});
+            let (status, answer) = handler.post("backup-queue", &invocation).await;
+            delivered += 1;
+            let error = &answer["ReturnValue"]["errors"][0];
+            let verdict = if status != 500 {
+                Err(format!("status {status}"))
+            } else {
+                case.judge(
+                    error["code"].as_str().unwrap_or_default(),
+                    error["message"].as_str().unwrap_or_default(),
+                )
+            };
+            if let Err(why) = verdict {
+                failures.push(format!("{}: {why}", case.file));
+            }
+        }
+    }
+    assert!(delivered >= 120, "only {delivered} invocations");
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(stack.azurite.list("corpus").await.is_empty());
+    assert!(stack.files.files("corpus").is_empty());
+}
