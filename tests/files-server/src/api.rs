@@ -126,8 +126,9 @@ async fn handle(
             % 2
             == 1;
         let value = if date {
+            // Whole seconds: two ahead is at least one from now.
             httpdate::fmt_http_date(
-                std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+                std::time::SystemTime::now() + std::time::Duration::from_secs(2),
             )
         } else {
             "1".to_string()

@@ -28,7 +28,7 @@ pub struct State {
     pub account: String,
     pub key: String,
     pub store: Mutex<Store>,
-    /// Injected failures: the next requests answer with these statuses (and `Retry-After` of 1 s, as seconds or as a date in turn).
+    /// Injected failures: the next requests answer with these statuses (and `Retry-After`: 1 s, or in turn a date at least 1 s ahead).
     pub faults: Mutex<std::collections::VecDeque<u16>>,
     /// Injected failures answered so far (their `Retry-After` alternates seconds and a date).
     pub faults_served: std::sync::atomic::AtomicU64,

@@ -14,7 +14,6 @@ mod upload;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -101,17 +100,6 @@ impl FilesDestination {
         }
         Ok(())
     }
-
-    /// A temporary path beside `full` (same directory, so the rename stays inside it), named
-    /// by `version` when given (resumable) or fresh.
-    async fn temporary_for(&self, full: &str, version: Option<String>) -> Result<String> {
-        let (dir, _) = full.rsplit_once('/').unwrap_or(("", full));
-        self.ensure_dir(dir).await?;
-        Ok(join(
-            dir,
-            &format!("{TEMP_PREFIX}{}", version.unwrap_or_else(unique_suffix)),
-        ))
-    }
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -120,20 +108,6 @@ fn join(a: &str, b: &str) -> String {
         (_, true) => a.to_string(),
         _ => format!("{a}/{b}"),
     }
-}
-
-/// Unique within this process and, with the time, across the instances of a job.
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    format!(
-        "{nanos:016x}-{:x}-{:04x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[async_trait]
@@ -187,9 +161,8 @@ impl Destination for FilesDestination {
         .await?;
         // Write permission: create a temporary in the prefix directory and delete it again.
         let write = async {
-            let probe = self
-                .temporary_for(&join(&self.prefix, "probe"), None)
-                .await?;
+            self.ensure_dir(&self.prefix).await?;
+            let probe = upload::own_name(&self.prefix, "probe");
             self.client.create_file(&probe, 0, &[]).await?;
             self.client.delete_file(&probe).await
         };
