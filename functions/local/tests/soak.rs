@@ -187,11 +187,13 @@ fn round(world: &World, rng: &mut Rng, dest: &str, files_dest: bool, round_no: u
     children.push(world.spawn(&message));
     world.tally.duplicates.fetch_add(1, Ordering::Relaxed);
     // Rewrite files in place while the runs read them: same size, a new mtime.
-    for _ in 0..1 + rng.below(2) {
+    // Each gets an mtime of its own: a rewrite during a read that kept the mtime could not be
+    // seen (SFTP mtimes are whole seconds; see the README), and is not what this exercises.
+    for k in 0..1 + rng.below(2) {
         let i = rng.below(FILES as u64) as usize;
         let len = world.current(&name(i)).len();
-        let mtime =
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + round_no * 100 + i as u64);
+        let secs = 1_700_000_000 + round_no * 100 + k * FILES as u64 + i as u64;
+        let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         world.write(&name(i), &pattern(len, rng.next()), mtime);
         world.tally.rewrites.fetch_add(1, Ordering::Relaxed);
     }
