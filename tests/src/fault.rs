@@ -2,7 +2,8 @@
 //! it cuts a connection after it has carried a number of bytes towards the worker, or stalls it
 //! (holds it open and forwards nothing more). Faults hit the first `faulty_connections`
 //! connections (all of them by default), so "a link that drops every few MB" and "one cut,
-//! then a good link" are both one policy.
+//! then a good link" are both one policy. In front of an HTTP service it can also answer new
+//! connections with 503/429 bursts, `Retry-After` in both forms.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +19,15 @@ pub struct Policy {
     pub stall_after: u64,
     /// How many connections (in accept order) get the faults; the rest pass untouched.
     pub faulty_connections: u64,
+    /// HTTP only: this many new connections get their one request answered `503 Server Busy`
+    /// or `429` in turn, with `Retry-After` in seconds or as a date in turn, and are closed.
+    pub busy_answers: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     connections: AtomicU64,
+    busy_served: AtomicU64,
     bytes_down: AtomicU64,
     faults: AtomicU64,
 }
@@ -59,6 +64,13 @@ impl FaultProxy {
                     while let Ok((client, _)) = listener.accept().await {
                         let index = c.connections.fetch_add(1, Ordering::SeqCst);
                         let rules = *p.lock().expect("policy");
+                        let served = c.busy_served.load(Ordering::SeqCst);
+                        if served < rules.busy_answers {
+                            c.busy_served.fetch_add(1, Ordering::SeqCst);
+                            c.faults.fetch_add(1, Ordering::SeqCst);
+                            tokio::spawn(answer_busy(client, served));
+                            continue;
+                        }
                         let rules = if index < rules.faulty_connections {
                             rules
                         } else {
@@ -99,6 +111,46 @@ impl FaultProxy {
     pub fn faults(&self) -> u64 {
         self.counters.faults.load(Ordering::SeqCst)
     }
+}
+
+/// Read one HTTP request (head and `Content-Length` body), answer it busy, close.
+async fn answer_busy(mut client: TcpStream, nth: u64) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let head_end = loop {
+        let Ok(n @ 1..) = client.read(&mut buf).await else {
+            return;
+        };
+        request.extend_from_slice(&buf[..n]);
+        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = request.len() - head_end;
+    while body < length {
+        let Ok(n @ 1..) = client.read(&mut buf).await else {
+            return;
+        };
+        body += n;
+    }
+    let (status, retry_after) = if nth.is_multiple_of(2) {
+        ("503 Server Busy", "1".to_string())
+    } else {
+        // Whole seconds: two ahead is at least one from now.
+        let at = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        ("429 Too Many Requests", httpdate::fmt_http_date(at))
+    };
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nRetry-After: {retry_after}\r\nx-ms-error-code: ServerBusy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let _ = client.write_all(answer.as_bytes()).await;
+    let _ = client.shutdown().await;
 }
 
 async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Arc<Counters>) {

@@ -402,3 +402,67 @@ async fn exhausted_retries_are_final_and_say_how_many_attempts() {
         "{again:#?}"
     );
 }
+
+/// Blob through the SDK's pipeline, with our policy: 503/429 bursts (in front of Azurite) are
+/// waited out as `Retry-After` asks, in seconds and as a date; a burst longer than the attempts
+/// fails for good, naming them.
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_busy_answers_are_waited_out_then_final() {
+    use harness::fault::{FaultProxy, Policy};
+    let stack = Stack::start();
+    stack.azurite.create_container("busy").await;
+    let src = stack.source_dir("blobbusy");
+    write_file(&src, "a.txt", b"a");
+    let endpoint = stack.azurite.endpoint();
+    let port: u16 = endpoint
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("Azurite's port");
+    let message = backup(&src, r#"{"storage": "archive", "container": "busy"}"#, "{}");
+    for (busy, succeeds) in [(3, true), (8, false)] {
+        let proxy = FaultProxy::start(
+            port,
+            Policy {
+                busy_answers: busy,
+                ..Policy::default()
+            },
+        );
+        let mut vars = stack.vars();
+        vars.insert(
+            "BACKUP_STORAGE_ARCHIVE_ENDPOINT".into(),
+            endpoint.replace(&format!(":{port}/"), &format!(":{}/", proxy.port)),
+        );
+        let profiles = backup_common::config::Profiles::from_vars(vars);
+        let started = Instant::now();
+        let r = stack.run_with(&message, &profiles).await;
+        let took = started.elapsed();
+        if succeeds {
+            assert_eq!(
+                (r.status, r.files.copied),
+                (JobStatus::Succeeded, 1),
+                "{r:#?}"
+            );
+            // 1 s, a date at least 1 s ahead, 1 s.
+            assert!(
+                took >= Duration::from_secs(3),
+                "Retry-After was not waited for: {took:?}"
+            );
+        } else {
+            assert_eq!(r.status, JobStatus::Failed, "{r:#?}");
+            let error = &r.errors[0].error;
+            assert!(
+                error.message.contains("gave up after 5 attempts"),
+                "{}",
+                error.message
+            );
+            assert!(!error.retryable);
+        }
+        assert!(
+            proxy.faults() >= busy.min(5),
+            "{} busy answers",
+            proxy.faults()
+        );
+    }
+}

@@ -68,6 +68,8 @@ impl BlobDestination {
                     FIRST_BACKOFF.as_millis() as i64
                 ),
                 max_retries: REQUEST_ATTEMPTS - 1,
+                // The attempts bound the retries, not the clock (long Retry-After waits).
+                max_total_elapsed: azure_core::time::Duration::minutes(10),
                 ..Default::default()
             }),
             ..Default::default()
@@ -188,6 +190,29 @@ impl BlobDestination {
 
 /// Map an SDK error to the seed's classes (see [`classify`]).
 fn map_sdk_error(
+    account: &AccountConfig,
+    container: &str,
+    resource: &str,
+    needs: &'static str,
+    e: azure_core::Error,
+) -> Error {
+    let error = classify_sdk_error(account, container, resource, needs, e);
+    // The pipeline retried retryable statuses and I/O failures until its attempts ran out.
+    let retried = matches!(
+        error,
+        Error::AzureHttp { .. } | Error::AzureUnreachable { .. } | Error::AzureTimeout { .. }
+    );
+    if retried && error.is_retryable() {
+        Error::GaveUp {
+            attempts: REQUEST_ATTEMPTS,
+            last: Box::new(error),
+        }
+    } else {
+        error
+    }
+}
+
+fn classify_sdk_error(
     account: &AccountConfig,
     container: &str,
     resource: &str,
