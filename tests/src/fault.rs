@@ -1,6 +1,6 @@
 //! A TCP proxy on loopback that misbehaves on purpose, between the worker and a real server:
-//! it cuts a connection after it has carried a number of bytes towards the worker, or stalls it
-//! (holds it open and forwards nothing more). Faults hit the first `faulty_connections`
+//! it cuts a connection (closes or resets it) after it has carried a number of bytes, or stalls
+//! it (holds it open and forwards nothing more). Faults hit the first `faulty_connections`
 //! connections (all of them by default), so "a link that drops every few MB" and "one cut,
 //! then a good link" are both one policy. In front of an HTTP service it can also answer new
 //! connections with 503/429 bursts, `Retry-After` in both forms.
@@ -22,6 +22,8 @@ pub struct Policy {
     /// HTTP only: this many new connections get their one request answered `503 Server Busy`
     /// or `429` in turn, with `Retry-After` in seconds or as a date in turn, and are closed.
     pub busy_answers: u64,
+    /// A cut is a reset (RST) instead of an orderly close (FIN).
+    pub reset: bool,
 }
 
 #[derive(Default)]
@@ -107,7 +109,12 @@ impl FaultProxy {
         self.counters.bytes_down.load(Ordering::SeqCst)
     }
 
-    /// Cuts and stalls done so far.
+    /// Requests answered busy so far (`Policy::busy_answers` counts against this).
+    pub fn busy_served(&self) -> u64 {
+        self.counters.busy_served.load(Ordering::SeqCst)
+    }
+
+    /// Cuts, stalls and busy answers so far.
     pub fn faults(&self) -> u64 {
         self.counters.faults.load(Ordering::SeqCst)
     }
@@ -189,8 +196,12 @@ async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Ar
             counters.faults.fetch_add(1, Ordering::SeqCst);
             if rules.stall_after > 0 && carried >= rules.stall_after {
                 // Hold both sockets open and say nothing more.
-                let _held = (client, server);
                 std::future::pending::<()>().await;
+            }
+            if rules.reset {
+                // Linger zero: closing sends RST at once (no blocking close).
+                let _ = client.set_zero_linger();
+                let _ = server.set_zero_linger();
             }
             return; // a cut: both sockets close
         }

@@ -466,3 +466,28 @@ async fn blob_busy_answers_are_waited_out_then_final() {
         );
     }
 }
+
+/// A Rename that happened but whose answer was lost: the retry finds its source gone, checks
+/// the target, and counts the file as copied (once, with its bytes and MD5 in place).
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_not_a_failed_file() {
+    let stack = Stack::start();
+    stack.files.create_share("lost");
+    let src = stack.source_dir("lost");
+    let data = pattern(600 * 1024, 31);
+    write_file(&src, "big.bin", &data);
+    stack.files.lose_answer_of_next("rename");
+    let r = stack
+        .run(&backup(
+            &src,
+            r#"{"storage": "fileshare", "share": "lost"}"#,
+            SMALL_CHUNKS,
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.files.copied, r.files.failed),
+        (JobStatus::Succeeded, 1, 0),
+        "{r:#?}"
+    );
+    assert_share_whole(&stack, "lost", &[("big.bin".into(), data)]);
+}

@@ -1,6 +1,6 @@
 //! Soak: many runs of one job through a misbehaving world, for Blob and for Files.
 //!
-//! Every link goes through a fault proxy (sshd, Azurite, the Files server) that cuts
+//! Every link goes through a fault proxy (sshd, Azurite, the Files server) that cuts or resets
 //! connections after a random byte count; the Files server answers bursts of 503/429 with
 //! `Retry-After` in both forms; each round starts duplicate and concurrent deliveries of the
 //! job, SIGKILLs some of them, and rewrites source files in place while they run (and, between
@@ -169,17 +169,29 @@ fn round(world: &World, rng: &mut Rng, dest: &str, files_dest: bool, round_no: u
         proxy.set_policy(Policy {
             cut_after: 256 * 1024 + rng.below(4 * MIB),
             faulty_connections: proxy.connections() + 2 + rng.below(6),
+            reset: rng.below(2) == 0,
             ..Policy::default()
         });
     }
+    // A burst of busy answers (503/429, `Retry-After` in both forms) from the destination.
     if files_dest {
         let status = if rng.below(2) == 0 { 503 } else { 429 };
         world
             .stack
             .files
             .fail_next(1 + rng.below(4) as usize, status);
-        world.tally.bursts.fetch_add(1, Ordering::Relaxed);
+    } else {
+        let azurite = &world.proxies[1];
+        let mut policy = Policy {
+            cut_after: 256 * 1024 + rng.below(4 * MIB),
+            faulty_connections: azurite.connections() + 2 + rng.below(6),
+            reset: rng.below(2) == 0,
+            ..Policy::default()
+        };
+        policy.busy_answers = azurite.busy_served() + 1 + rng.below(3);
+        azurite.set_policy(policy);
     }
+    world.tally.bursts.fetch_add(1, Ordering::Relaxed);
     let message = world.message(dest, "size_mtime");
     let mut children = vec![world.spawn(&message), world.spawn(&message)];
     world.tally.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -139,7 +139,16 @@ async fn handle(
         return r;
     }
     let version = headers.get("x-ms-version").cloned();
-    let mut response = match serve(&state, method, &uri, headers, body) {
+    let comp = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "comp")
+        .map(|(_, v)| v.into_owned());
+    let served = serve(&state, method, &uri, headers, body);
+    if served.is_ok() && comp.is_some() && take_lost_answer(&state, comp.as_deref()) {
+        // The operation happened; its answer is "lost" (a gateway failing on the way back).
+        return ApiError::new(503, "ServerBusy", "Injected failure: the answer was lost.")
+            .into_response(head);
+    }
+    let mut response = match served {
         Ok(reply) => {
             let mut r = Response::new(Body::from(if head { Vec::new() } else { reply.body }));
             *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
@@ -164,6 +173,18 @@ async fn handle(
         h.insert("date", date);
     }
     response
+}
+
+/// Whether the answer of this `comp=` operation is to be lost (once).
+fn take_lost_answer(state: &State, comp: Option<&str>) -> bool {
+    let Ok(mut lost) = state.lose_answer_of.lock() else {
+        return false;
+    };
+    if lost.as_deref().is_some() && lost.as_deref() == comp {
+        *lost = None;
+        return true;
+    }
+    false
 }
 
 fn serve(

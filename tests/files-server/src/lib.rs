@@ -30,6 +30,9 @@ pub struct State {
     pub store: Mutex<Store>,
     /// Injected failures: the next requests answer with these statuses (and `Retry-After`: 1 s, or in turn a date at least 1 s ahead).
     pub faults: Mutex<std::collections::VecDeque<u16>>,
+    /// The next successful operation with this `comp=` (e.g. `rename`) is done, but answered
+    /// 503 as if its answer had been lost on the way back.
+    pub lose_answer_of: Mutex<Option<String>>,
     /// Injected failures answered so far (their `Retry-After` alternates seconds and a date).
     pub faults_served: std::sync::atomic::AtomicU64,
     /// Served over https (bearer tokens are accepted only then).
@@ -82,6 +85,7 @@ impl FilesServer {
             store: Mutex::new(Store::default()),
             faults: Mutex::new(Default::default()),
             faults_served: Default::default(),
+            lose_answer_of: Mutex::new(None),
             tls: tls.is_some(),
             read_only: Mutex::new(HashSet::new()),
         });
@@ -123,6 +127,13 @@ impl FilesServer {
     }
 
     /// Make the next requests fail with `status` (e.g. 503 ServerBusy), `count` times.
+    /// Do the next `comp=<comp>` operation but answer it 503, as if the answer was lost.
+    pub fn lose_answer_of_next(&self, comp: &str) {
+        if let Ok(mut lost) = self.state.lose_answer_of.lock() {
+            *lost = Some(comp.to_string());
+        }
+    }
+
     pub fn fail_next(&self, count: usize, status: u16) {
         let mut faults = self.state.faults.lock().unwrap_or_else(|p| p.into_inner());
         faults.extend(std::iter::repeat_n(status, count));
