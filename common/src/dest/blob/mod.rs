@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod names;
+mod upload;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZero;
@@ -14,9 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
 use azure_storage_blob::models::{
-    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientStageBlockOptions, BlockBlobClientUploadOptions, BlockListType, BlockLookupList,
-    ListBlobsIncludeItem,
+    BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, ListBlobsIncludeItem,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
@@ -24,7 +23,6 @@ use azure_storage_blob::{
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
-use md5::Digest;
 
 use super::azure::error::{classify, credential_error, is_timeout, Target};
 use super::azure::probe::{connect_and_authenticate, within};
@@ -34,6 +32,7 @@ use super::azure::{AccountConfig, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
+use upload::{BlobUpload, BlockNaming};
 
 const META_SOURCE_MTIME: &str = "source_mtime";
 const META_SOURCE_SIZE: &str = "source_size";
@@ -189,7 +188,7 @@ impl BlobDestination {
 }
 
 /// Map an SDK error to the seed's classes (see [`classify`]).
-fn map_sdk_error(
+pub(super) fn map_sdk_error(
     account: &AccountConfig,
     container: &str,
     resource: &str,
@@ -254,46 +253,11 @@ fn classify_sdk_error(
     }
 }
 
-fn metadata(meta: &FileMeta) -> HashMap<String, String> {
+pub(super) fn metadata(meta: &FileMeta) -> HashMap<String, String> {
     HashMap::from([
         (META_SOURCE_MTIME.to_string(), meta.mtime.to_string()),
         (META_SOURCE_SIZE.to_string(), meta.size.to_string()),
     ])
-}
-
-/// Block ids name the source version and the cut (size, mtime, chunk size: hashed to 8 bytes),
-/// the index, and the MD5 of the chunk's bytes, all in fixed width (a blob's ids must have one
-/// length, at most 64 bytes). A resumed upload reuses a staged block only if it holds exactly
-/// the bytes read now, so a file changed with its mtime kept can never mix in stale blocks;
-/// two writers of the same bytes stage the same ids, harmlessly.
-#[derive(Debug, Clone)]
-struct BlockNaming {
-    version: String,
-}
-
-impl BlockNaming {
-    fn new(size: u64, mtime: i64, chunk_size: u64) -> Self {
-        let key = format!("{size}\n{mtime}\n{chunk_size}");
-        let digest = md5::Md5::digest(key.as_bytes());
-        BlockNaming {
-            version: hex(&digest[..8]),
-        }
-    }
-
-    fn id(&self, index: u64, md5: &[u8; 16]) -> Vec<u8> {
-        format!("{}{index:08x}{}", self.version, hex(md5)).into_bytes()
-    }
-
-    /// The index of a block id of this version, if it is one.
-    fn index_of(&self, id: &[u8]) -> Option<u64> {
-        let text = std::str::from_utf8(id).ok()?;
-        let rest = text.strip_prefix(&self.version)?;
-        u64::from_str_radix(rest.get(..8)?, 16).ok()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The write probe's block id (Test Connection); any length will do on its own blob.
@@ -467,141 +431,5 @@ impl Destination for BlobDestination {
             }
         }
         Ok(names)
-    }
-}
-
-struct BlobUpload {
-    naming: BlockNaming,
-    size: u64,
-    chunk_size: u64,
-    /// Block ids an earlier attempt staged for this version (from Get Block List).
-    staged: Mutex<HashSet<Vec<u8>>>,
-    /// The id of each chunk of this attempt, by index: what `commit` lists.
-    ids: Mutex<Vec<Option<Vec<u8>>>>,
-    client: BlockBlobClient,
-    name: String,
-    account: AccountConfig,
-    container: String,
-}
-
-impl BlobUpload {
-    fn chunk_len(&self, index: u64) -> u64 {
-        self.size
-            .saturating_sub(index * self.chunk_size)
-            .min(self.chunk_size)
-    }
-
-    /// Chunk `index` is staged under `id` in this attempt.
-    fn remember(&self, index: u64, id: Vec<u8>) {
-        if let Ok(mut ids) = self.ids.lock() {
-            let i = index as usize;
-            if ids.len() <= i {
-                ids.resize(i + 1, None);
-            }
-            ids[i] = Some(id);
-        }
-    }
-
-    fn map_err(&self, e: azure_core::Error) -> Error {
-        map_sdk_error(&self.account, &self.container, &self.name, "write", e)
-    }
-}
-
-#[async_trait]
-impl Upload for BlobUpload {
-    fn can_resume(&self) -> bool {
-        true
-    }
-
-    async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
-        let list = match self
-            .client
-            .get_block_list(BlockListType::Uncommitted, None)
-            .await
-        {
-            Ok(r) => r.into_model().map_err(|e| self.map_err(e))?,
-            // No blob and no staged blocks yet: nothing to resume.
-            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(HashSet::new()),
-            Err(e) => return Err(self.map_err(e)),
-        };
-        let mut indexes = HashSet::new();
-        let mut staged = HashSet::new();
-        for block in list.uncommitted_blocks.unwrap_or_default() {
-            let (Some(id), Some(size)) = (block.name, block.size) else {
-                continue;
-            };
-            if let Some(index) = self.naming.index_of(&id) {
-                if size as u64 == self.chunk_len(index) {
-                    indexes.insert(index);
-                    staged.insert(id);
-                }
-            }
-        }
-        if let Ok(mut s) = self.staged.lock() {
-            *s = staged;
-        }
-        Ok(indexes)
-    }
-
-    async fn reuse_chunk(
-        &self,
-        index: u64,
-        _offset: u64,
-        _data: &Bytes,
-        md5: [u8; 16],
-    ) -> Result<bool> {
-        let id = self.naming.id(index, &md5);
-        let reused = self.staged.lock().is_ok_and(|s| s.contains(&id));
-        if reused {
-            self.remember(index, id);
-        }
-        Ok(reused)
-    }
-
-    async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
-        let id = self.naming.id(index, &md5);
-        let options = BlockBlobClientStageBlockOptions {
-            transactional_content_md5: Some(md5.to_vec()),
-            ..Default::default()
-        };
-        self.client
-            .stage_block(&id, data.len() as u64, data.into(), Some(options))
-            .await
-            .map_err(|e| self.map_err(e))?;
-        self.remember(index, id);
-        Ok(())
-    }
-
-    async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()> {
-        let ids = self.ids.lock().map(|ids| ids.clone()).unwrap_or_default();
-        let latest: Option<Vec<Vec<u8>>> = (0..chunks as usize)
-            .map(|i| ids.get(i).cloned().flatten())
-            .collect();
-        let Some(latest) = latest else {
-            return Err(Error::Internal(format!(
-                "commit of `{}` before all {chunks} chunks were staged",
-                self.name
-            )));
-        };
-        let list = BlockLookupList {
-            latest: Some(latest),
-            ..Default::default()
-        };
-        let body = list.try_into().map_err(|e| self.map_err(e))?;
-        let options = BlockBlobClientCommitBlockListOptions {
-            blob_content_md5: Some(meta.md5.to_vec()),
-            metadata: Some(metadata(meta)),
-            ..Default::default()
-        };
-        self.client
-            .commit_block_list(body, Some(options))
-            .await
-            .map_err(|e| self.map_err(e))?;
-        Ok(())
-    }
-
-    async fn abort(&self) {
-        // Uncommitted blocks are invisible and the service drops them after a week; a later
-        // commit of the same blob discards them at once. Nothing to undo.
     }
 }
