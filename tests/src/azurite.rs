@@ -14,9 +14,9 @@ use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
 use backup_common::config::Secret;
-use backup_common::dest::azure::account::AZURITE_KEY;
-use backup_common::dest::azure::signing::SigningPolicy;
-use backup_common::dest::azure::{AccountConfig, AzureAuth};
+use backup_common::storage::azure::account::AZURITE_KEY;
+use backup_common::storage::azure::signing::SigningPolicy;
+use backup_common::storage::azure::{AccountConfig, AzureAuth};
 use futures::TryStreamExt;
 
 use crate::{free_port, repo_root, wait_for_port};
@@ -124,7 +124,7 @@ impl Azurite {
             } else {
                 reqwest::Client::new()
             },
-            request_timeout: backup_common::dest::azure::http::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: backup_common::storage::azure::http::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -335,7 +335,7 @@ impl AzuriteQueue {
             },
             sas_resource: None,
             http: reqwest::Client::new(),
-            request_timeout: backup_common::dest::azure::http::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: backup_common::storage::azure::http::DEFAULT_REQUEST_TIMEOUT,
         };
         let options = azure_storage_queue::QueueClientOptions {
             client_options: ClientOptions {

@@ -61,10 +61,10 @@ pub fn wait_for(ready: impl Fn() -> bool, what: &str) {
 
 /// An HTTP client that trusts the harness's test CA (for the https servers) besides the system's.
 pub fn test_http_client() -> reqwest::Client {
-    backup_common::dest::azure::http::client(
+    backup_common::storage::azure::http::client(
         "test",
         Some(&pki::Pki::get().ca()),
-        backup_common::dest::azure::http::DEFAULT_REQUEST_TIMEOUT,
+        backup_common::storage::azure::http::DEFAULT_REQUEST_TIMEOUT,
     )
     .expect("test HTTP client")
 }

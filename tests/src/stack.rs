@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use backup_common::config::Profiles;
-use backup_common::dest::blob::config::AZURITE_KEY;
 use backup_common::result::JobResult;
+use backup_common::storage::blob::config::AZURITE_KEY;
 use backup_common::transfer::Progress;
 
 use crate::azurite::{Azurite, ACCOUNT};

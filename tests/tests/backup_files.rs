@@ -116,11 +116,12 @@ async fn a_tree_lands_in_a_share_byte_for_byte() {
 
     // Our own client reads what was stored, whole and by range.
     let profiles = stack.profiles();
-    let cfg = backup_common::dest::files::FilesConfig::from_profile(
+    let cfg = backup_common::storage::files::FilesConfig::from_profile(
         &profiles.profile("fileshare").unwrap(),
     )
     .unwrap();
-    let client = backup_common::dest::files::client::FilesClient::new(&cfg, "tree".into()).unwrap();
+    let client =
+        backup_common::storage::files::client::FilesClient::new(&cfg, "tree".into()).unwrap();
     let big = &files[1].1;
     assert_eq!(
         client.read("nas/daily/big.bin", None).await.unwrap(),

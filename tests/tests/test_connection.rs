@@ -418,7 +418,7 @@ async fn a_full_connection_string_works() {
     stack.azurite.create_container("tcx").await;
     let cs = format!(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint={};",
-        backup_common::dest::blob::config::AZURITE_KEY,
+        backup_common::storage::blob::config::AZURITE_KEY,
         stack.azurite.endpoint()
     );
     let p = with(

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::{parts, storages, Run};
-use crate::dest::Destination;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, TransferOptions};
 use crate::result::{FileError, JobResult};
-use crate::source::Source;
+use crate::storage::Destination;
+use crate::storage::Source;
 use crate::transfer::{self, CopyPlan, Deadline, Filter, Input};
 
 /// What every way of running a backup needs.

@@ -17,7 +17,7 @@ use super::Run;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, CompareMode, JobMessage, PartFile, PartSpec};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
-use crate::source::{ListItem, SourceFile};
+use crate::storage::{ListItem, SourceFile};
 use crate::transfer::{self, Input};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so

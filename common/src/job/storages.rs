@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use crate::config::Profiles;
-use crate::dest::blob::{BlobConfig, BlobDestination};
-use crate::dest::files::{FilesConfig, FilesDestination};
-use crate::dest::Destination;
 use crate::error::{Error, Result};
 use crate::message::{DestinationRef, SourceRef};
-use crate::source::sftp::{SftpConfig, SftpSource};
-use crate::source::Source;
+use crate::storage::blob::{BlobConfig, BlobDestination};
+use crate::storage::files::{FilesConfig, FilesDestination};
+use crate::storage::sftp::{SftpConfig, SftpSource};
+use crate::storage::Destination;
+use crate::storage::Source;
 
 pub const TYPE_SFTP: &str = "sftp";
 pub const TYPE_AZURE_BLOB: &str = "azureblob";

@@ -2,8 +2,8 @@
 //! would need rewriting (a leading `/`, a `.` segment, `//`) is refused, naming the field, so
 //! what the worker does is exactly what the message says.
 
-use crate::dest::RESERVED_DIR;
 use crate::error::{Error, Result};
+use crate::storage::RESERVED_DIR;
 
 /// Blob names are at most 1024 characters (Azure Files paths 2048): a prefix must leave room.
 pub const MAX_PREFIX_CHARS: usize = 1024;

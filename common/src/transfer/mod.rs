@@ -18,11 +18,11 @@ use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::dest::{Destination, FileMeta, RemoteFile, Upload};
 use crate::error::{Error, Result};
 use crate::message::{CompareMode, TransferOptions};
 use crate::result::{FileError, JobResult};
-use crate::source::{ListItem, Source, SourceFile};
+use crate::storage::{Destination, FileMeta, RemoteFile, Upload};
+use crate::storage::{ListItem, Source, SourceFile};
 pub use filter::Filter;
 pub use names::NameGuard;
 pub use progress::Progress;

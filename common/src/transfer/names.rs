@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::dest::{Destination, RESERVED_DIR};
 use crate::error::{Error, Result};
+use crate::storage::{Destination, RESERVED_DIR};
 
 /// Remembers the names a job has accepted, for destinations whose names ignore case.
 pub struct NameGuard {

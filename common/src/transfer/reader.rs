@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::Result;
-use crate::source::{Source, SourceReader};
+use crate::storage::{Source, SourceReader};
 
 /// Reopens in a row without a byte of progress before the error is final, and the first pause
 /// between them (doubling). A reopen that got further starts the count again: a link that

@@ -270,7 +270,7 @@ async fn storage_secrets_come_from_secrets_manager() {
         })
         .collect();
     let secret = json!({
-        "BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY": backup_common::dest::blob::config::AZURITE_KEY,
+        "BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY": backup_common::storage::blob::config::AZURITE_KEY,
         "BACKUP_STORAGE_OFFICE_NAS_SSH_PASSWORD": harness::sshd::TEST_PASSWORD,
     });
     put_secret(&moto, "backup/storages", &secret.to_string()).await;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use backup_common::dest::blob::config::AZURITE_KEY;
+use backup_common::storage::blob::config::AZURITE_KEY;
 use harness::identity::{AppCredential, Identity, IDENTITY_HEADER, TENANT};
 use harness::pki::{Pki, PKCS12_PASSWORD};
 use harness::sshd::TEST_PASSWORD;

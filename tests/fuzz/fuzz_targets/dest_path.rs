@@ -3,8 +3,8 @@
 //! two different accepted paths can never land on one blob.
 #![no_main]
 
-use backup_common::dest::azure::url_path::push_segments;
-use backup_common::dest::blob::names;
+use backup_common::storage::azure::url_path::push_segments;
+use backup_common::storage::blob::names;
 use backup_common::message::paths::check_prefix;
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode_str;

@@ -87,7 +87,7 @@ fn rclone(bin: &Path, stack: &Stack, src: &Path, container: &str) -> Measure {
         .env("RCLONE_CONFIG_BLOB_ACCOUNT", harness::azurite::ACCOUNT)
         .env(
             "RCLONE_CONFIG_BLOB_KEY",
-            backup_common::dest::azure::account::AZURITE_KEY,
+            backup_common::storage::azure::account::AZURITE_KEY,
         )
         .env("RCLONE_CONFIG_BLOB_ENDPOINT", stack.azurite.endpoint())
         .stdout(Stdio::null())

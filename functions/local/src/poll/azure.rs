@@ -10,8 +10,8 @@ use azure_core::http::{ClientOptions, Url};
 use azure_storage_queue::models::{QueueClientReceiveMessagesOptions, QueueMessage};
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use backup_common::config::Profiles;
-use backup_common::dest::azure::signing::SigningPolicy;
-use backup_common::dest::azure::{AccountConfig, Service};
+use backup_common::storage::azure::signing::SigningPolicy;
+use backup_common::storage::azure::{AccountConfig, Service};
 use base64::Engine;
 
 use super::{Delivery, JobQueue};

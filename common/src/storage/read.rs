@@ -1,9 +1,6 @@
-//! Sources: where files are read from. SFTP today.
-//!
-//! A source lists a tree as a stream (never the whole tree in memory) and opens a file as a
-//! sequence of chunks. It knows nothing about destinations or the cloud it runs on.
-
-pub mod sftp;
+//! The read side of a storage: list a tree as a stream (never the whole tree in memory) and
+//! open a file as a sequence of chunks, from any offset. A backup reads SFTP; a restore and a
+//! verify read a mirror in Blob or Files. It knows nothing about where the bytes go.
 
 use async_trait::async_trait;
 use bytes::BytesMut;

@@ -1,12 +1,8 @@
-//! Destinations: where files are written. Azure Blob and Azure Files.
+//! The write side of a storage. A backup writes Blob or Files; a restore writes SFTP (or any).
 //!
 //! The contract every destination keeps: **nothing is visible under a file's final name before
-//! `commit`** (Blob: uncommitted blocks, then Put Block List; Files: a temporary name, then
-//! Rename File). A destination knows nothing about where the bytes come from.
-
-pub mod azure;
-pub mod blob;
-pub mod files;
+//! `commit`** (Blob: uncommitted blocks, then Put Block List; Files and SFTP: a temporary name,
+//! then a rename). A destination knows nothing about where the bytes come from.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -54,7 +54,7 @@ pub fn read(ctx: &Context, path: &Path) -> Result<(Principal, Secret)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dest::azure::entra::tests::ctx;
+    use crate::storage::azure::entra::tests::ctx;
 
     #[test]
     fn reads_what_az_writes_and_names_missing_fields() {

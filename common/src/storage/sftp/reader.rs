@@ -14,7 +14,7 @@ use super::connect::Connection;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::{Error, Result};
-use crate::source::SourceReader;
+use crate::storage::SourceReader;
 
 pub struct SftpReader {
     file: russh_sftp::client::fs::File,

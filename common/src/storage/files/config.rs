@@ -1,9 +1,9 @@
-//! Azure Files storage options: the account (see [`crate::dest::azure::account`]) plus the
+//! Azure Files storage options: the account (see [`crate::storage::azure::account`]) plus the
 //! seed's Share Name.
 
 use crate::config::Profile;
-use crate::dest::azure::{AccountConfig, Service};
 use crate::error::Result;
+use crate::storage::azure::{AccountConfig, Service};
 
 pub const OPT_SHARE_NAME: &str = "SHARE_NAME";
 /// Seconds after which a temporary whose writer stopped without letting it go (it was killed)

@@ -19,8 +19,8 @@ use bytes::Bytes;
 
 use super::client::{DirEntry, FilesClient};
 use super::TEMP_PREFIX;
-use crate::dest::{FileMeta, Upload};
 use crate::error::{Error, Result};
+use crate::storage::{FileMeta, Upload};
 
 pub struct FilesUpload {
     pub(super) client: Arc<FilesClient>,

@@ -15,12 +15,12 @@ use super::wire::{
     base64_encode, error_code, format_time, header_md5, is_retryable_status, jitter, parse_time,
     retry_after, EntryXml, ListXml, RangesXml,
 };
-use crate::dest::azure::error::credential_error;
-use crate::dest::azure::error::{classify, Target};
-use crate::dest::azure::signing::Authorizer;
-use crate::dest::azure::url_path::push_segments;
-use crate::dest::azure::{AzureAuth, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 use crate::error::{redact_url, Error, Result};
+use crate::storage::azure::error::credential_error;
+use crate::storage::azure::error::{classify, Target};
+use crate::storage::azure::signing::Authorizer;
+use crate::storage::azure::url_path::push_segments;
+use crate::storage::azure::{AzureAuth, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 
 /// The REST version we speak. Azure accepts it; the test server accepts any dated version.
 pub const API_VERSION: &str = "2025-05-05";

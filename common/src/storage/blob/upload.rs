@@ -14,9 +14,9 @@ use bytes::Bytes;
 use md5::Digest;
 
 use super::{map_sdk_error, metadata};
-use crate::dest::azure::AccountConfig;
-use crate::dest::{FileMeta, Upload};
 use crate::error::{Error, Result};
+use crate::storage::azure::AccountConfig;
+use crate::storage::{FileMeta, Upload};
 
 /// Block ids name the source version and the cut (size, mtime, chunk size: hashed to 8 bytes),
 /// the index, and the MD5 of the chunk's bytes, all in fixed width (a blob's ids must have one

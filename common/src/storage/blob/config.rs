@@ -1,11 +1,11 @@
-//! Azure Blob storage options: the account (see [`crate::dest::azure::account`]) plus the
+//! Azure Blob storage options: the account (see [`crate::storage::azure::account`]) plus the
 //! seed's `CONTAINER` and `MAX_CONNECTIONS` (Stash's `azure.container`, `azure.maxConnections`).
 
 use crate::config::Profile;
-use crate::dest::azure::{AccountConfig, Service};
 use crate::error::Result;
+use crate::storage::azure::{AccountConfig, Service};
 
-pub use crate::dest::azure::account::AZURITE_KEY;
+pub use crate::storage::azure::account::AZURITE_KEY;
 
 pub const OPT_CONTAINER: &str = "CONTAINER";
 pub const OPT_MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";

@@ -87,7 +87,7 @@ pub fn from_env(ctx: &Context, env: &dyn Fn(&str) -> Option<String>) -> Result<E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dest::azure::entra::tests::ctx;
+    use crate::storage::azure::entra::tests::ctx;
 
     fn method(vars: &[(&str, &str)]) -> String {
         let lookup = |name: &str| {

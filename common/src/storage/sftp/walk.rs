@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
-use crate::source::{join, ListItem, SourceFile};
+use crate::storage::{join, ListItem, SourceFile};
 
 /// Items buffered between the walker and the transfer engine.
 const LIST_CHANNEL_DEPTH: usize = 256;

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use super::entra::STORAGE_SCOPE;
 use super::error::{credential_error, error_chain};
 use super::{AccountConfig, AzureAuth};
-use crate::dest::CheckFailure;
 use crate::error::{Error, Result};
+use crate::storage::CheckFailure;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,16 @@
+//! Storages: one folder per service, each implementing the two sides of one object layer —
+//! [`read`] (list as a stream, stat, ranged reads) and [`write`] (small writes, staged uploads
+//! committed atomically, the worker's state) — so that backup, restore and verify are written
+//! once for every pair. Azure plumbing shared by Blob, Files and the Queue poller is in [`azure`].
+//!
+//! A storage knows no job: what to copy and why is decided in [`crate::transfer`] and [`crate::job`].
+
+pub mod azure;
+pub mod blob;
+pub mod files;
+pub mod read;
+pub mod sftp;
+pub mod write;
+
+pub use read::{join, ListItem, Source, SourceFile, SourceReader};
+pub use write::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
