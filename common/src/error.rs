@@ -60,6 +60,8 @@ pub enum Error {
     SftpHostKey(String),
     #[error("Permission Denied: the SSH user may not read `{path}`. Verify that the SSH user has read permission on it")]
     SftpPermissionDenied { path: String },
+    #[error("Permission Denied: the SSH user may not write `{path}`. Verify that the SSH user has write permission on that directory")]
+    SftpWriteDenied { path: String },
     #[error("not found on the SFTP server: `{path}`")]
     SftpNotFound { path: String },
     #[error("Connection lost to {host}:{port} while reading `{path}`: {detail}. Check network connectivity between this worker and the SFTP server")]
@@ -125,6 +127,16 @@ pub enum Error {
         service: &'static str,
         reason: String,
     },
+    #[error("`{path}`: the bytes read (MD5 {read}) do not match the MD5 stored with them ({stored}); the stored copy is damaged or was changed behind the worker's back, and nothing was written for it")]
+    HashMismatch {
+        path: String,
+        stored: String,
+        read: String,
+    },
+    #[error("`{path}` is refused: {reason}. Stored names must be relative paths that stay inside the target")]
+    UnsafeName { path: String, reason: &'static str },
+    #[error("`{path}` is not in {storage} (it was listed, then it was gone)")]
+    ObjectNotFound { storage: String, path: String },
     /// A request that was retried until its attempts ran out: final, with the last failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp { attempts: u32, last: Box<Error> },
@@ -148,7 +160,9 @@ impl Error {
             Error::SftpAuthFailed { .. } => "sftp.auth_failed",
             Error::SftpBadKey(_) => "sftp.bad_private_key",
             Error::SftpHostKey(_) => "sftp.host_key_verification",
-            Error::SftpPermissionDenied { .. } => "sftp.permission_denied",
+            Error::SftpPermissionDenied { .. } | Error::SftpWriteDenied { .. } => {
+                "sftp.permission_denied"
+            }
             Error::SftpNotFound { .. } => "sftp.not_found",
             Error::SftpConnectionLost { .. } => "sftp.connection_lost",
             Error::Sftp { .. } => "sftp.error",
@@ -164,6 +178,9 @@ impl Error {
             Error::SourceChanged { .. } => "transfer.source_changed",
             Error::TooLarge { .. } => "transfer.too_large",
             Error::InvalidName { .. } => "dest.invalid_name",
+            Error::HashMismatch { .. } => "restore.hash_mismatch",
+            Error::UnsafeName { .. } => "restore.unsafe_name",
+            Error::ObjectNotFound { .. } => "storage.not_found",
             Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }

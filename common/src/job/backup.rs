@@ -81,28 +81,37 @@ fn prepare(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<Pre
     let filter = Filter::new(&job.include, &job.exclude)?;
     let source = storages::source(ctx.profiles, &job.source)?;
     let dest = storages::destination(ctx.profiles, &job.destination)?;
-    if let Some(max) = dest.max_chunk_size() {
-        if job.options.chunk_size.bytes() > max {
-            return Err(Error::invalid_field(
-                "options.chunk_size",
-                format!(
-                    "is {}: {} accepts at most {} per request",
-                    job.options.chunk_size,
-                    dest.describe(),
-                    crate::message::ByteSize(max)
-                ),
-            ));
-        }
-    }
+    let options = fit_options(&job.options, dest.as_ref())?;
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
     result.destination = Some(dest.describe());
-    let options = cap_concurrency(&job.options, dest.max_parallel_requests());
     Ok(Prepared {
         source,
         dest,
         filter,
         options,
     })
+}
+
+/// The job's options within what `dest` accepts: a chunk larger than one request may carry
+/// is refused; the profile's `MAX_CONNECTIONS` caps the chunks in flight.
+pub(super) fn fit_options(
+    options: &TransferOptions,
+    dest: &dyn Destination,
+) -> Result<TransferOptions> {
+    if let Some(max) = dest.max_chunk_size() {
+        if options.chunk_size.bytes() > max {
+            return Err(Error::invalid_field(
+                "options.chunk_size",
+                format!(
+                    "is {}: {} accepts at most {} per request",
+                    options.chunk_size,
+                    dest.describe(),
+                    crate::message::ByteSize(max)
+                ),
+            ));
+        }
+    }
+    Ok(cap_concurrency(options, dest.max_parallel_requests()))
 }
 
 /// The profile's `MAX_CONNECTIONS` caps the chunks in flight (and so the memory budget too).

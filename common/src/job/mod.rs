@@ -3,6 +3,7 @@
 
 mod backup;
 mod parts;
+mod restore;
 pub mod storages;
 mod test_connection;
 
@@ -54,6 +55,7 @@ impl<'a> Run<'a> {
 pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
     match message {
         JobMessage::Backup(job) => backup::run(job, ctx).await,
+        JobMessage::Restore(job) => restore::run(job, ctx).await,
         JobMessage::TestConnection(job) => test_connection::run(job, ctx.profiles).await,
     }
 }

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use super::backup::Prepared;
 use super::Run;
 use crate::error::{Error, Result};
-use crate::message::{BackupJob, CompareMode, JobMessage, PartFile, PartSpec};
+use crate::message::{BackupJob, JobMessage, PartFile, PartSpec};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
 use crate::storage::{ListItem, SourceFile};
-use crate::transfer::{self, Input};
+use crate::transfer::{self, Decision, Input};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so
 /// messages fit any queue (SQS 256 KiB; Azure Queue 64 KiB after base64).
@@ -57,6 +57,7 @@ fn to_source(f: PartFile) -> SourceFile {
         path: f.path,
         size: f.size,
         mtime: f.mtime,
+        md5: None,
     }
 }
 
@@ -100,11 +101,7 @@ pub async fn plan(
                     result.errors.push(FileError::new(Some(f.path), &e));
                     continue;
                 }
-                let unchanged = job.options.compare == CompareMode::SizeMtime
-                    && existing
-                        .get(&f.path)
-                        .is_some_and(|r| r.size == f.size && r.source_mtime == Some(f.mtime));
-                if unchanged {
+                if transfer::decide(&f, existing.get(&f.path), &p.options) == Decision::Skip {
                     result.files.found += 1;
                     result.files.skipped += 1;
                     result.bytes.skipped += f.size;
@@ -349,6 +346,7 @@ mod tests {
                 path: format!("f{i}"),
                 size: *s,
                 mtime: 0,
+                md5: None,
             })
             .collect()
     }

@@ -20,6 +20,8 @@ pub use size::{ByteSize, GIB, KIB, MIB};
 pub enum JobMessage {
     /// Copy files from a source storage into a destination storage.
     Backup(BackupJob),
+    /// Copy files from a mirror a backup made back onto a storage (SFTP, or any other).
+    Restore(RestoreJob),
     /// Check that each named storage can be reached, authenticated against and used.
     TestConnection(TestConnectionJob),
 }
@@ -44,6 +46,50 @@ pub struct BackupJob {
     /// people): which files this part copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<PartSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreJob {
+    /// Identifies the restore in logs and results.
+    pub job_id: String,
+    /// The mirror to restore from: what a backup job named as its `destination`.
+    pub source: DestinationRef,
+    /// Where the files are written back.
+    pub target: TargetRef,
+    /// Files or folders (relative to `source.prefix`) to restore; empty means everything.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Globs of paths (relative to `source.prefix`) to restore; empty means everything.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Globs of paths to leave out; they win over `include` and `paths`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub options: TransferOptions,
+}
+
+/// Where a restore writes: an SFTP storage and a directory, or an Azure storage, a container
+/// or share, and a prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRef {
+    /// Storage profile name, resolved from the environment.
+    pub storage: String,
+    /// SFTP: the directory to restore into (absolute, or relative to the login's home);
+    /// created when missing.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Azure Blob: the container; defaults to the profile's `CONTAINER` option.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Azure Files: the share; defaults to the profile's `SHARE_NAME` option.
+    #[serde(default)]
+    pub share: Option<String>,
+    /// Azure: the prefix to restore under.
+    #[serde(default)]
+    pub prefix: String,
 }
 
 /// One part of a planned job: a slice of its files, copied by whichever instance takes it.
@@ -126,6 +172,22 @@ pub struct TransferOptions {
     pub part_max_files: u32,
     /// On a queue, a job with more bytes to copy than this is split into parts (default 8 GiB).
     pub part_max_bytes: ByteSize,
+    /// What to do when the destination already holds a path: `never` replace it,
+    /// `if_changed` (default: when size and mtime, or with `compare: hash` the MD5, differ),
+    /// or `always`.
+    pub overwrite: Overwrite,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overwrite {
+    /// Keep what the destination holds.
+    Never,
+    /// Replace it when it differs (see `compare`).
+    #[default]
+    IfChanged,
+    /// Replace it every time.
+    Always,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
@@ -152,6 +214,7 @@ impl Default for TransferOptions {
             compare: CompareMode::SizeMtime,
             part_max_files: 1000,
             part_max_bytes: ByteSize(8 * GIB),
+            overwrite: Overwrite::IfChanged,
         }
     }
 }
@@ -179,18 +242,21 @@ impl JobMessage {
             None => {
                 return Err(Error::invalid_field(
                     "kind",
-                    "is required: `backup` or `test_connection`",
+                    "is required: `backup`, `restore` or `test_connection`",
                 ))
             }
         };
         let rest = serde_json::Value::Object(fields);
         let message = match kind.as_str() {
             "backup" => JobMessage::Backup(from_value(rest)?),
+            "restore" => JobMessage::Restore(from_value(rest)?),
             "test_connection" => JobMessage::TestConnection(from_value(rest)?),
             other => {
                 return Err(Error::invalid_field(
                     "kind",
-                    format!("`{other}` is not a job kind: use `backup` or `test_connection`"),
+                    format!(
+                        "`{other}` is not a job kind: use `backup`, `restore` or `test_connection`"
+                    ),
                 ))
             }
         };
@@ -201,6 +267,7 @@ impl JobMessage {
     pub fn job_id(&self) -> Option<&str> {
         match self {
             JobMessage::Backup(b) => Some(&b.job_id),
+            JobMessage::Restore(r) => Some(&r.job_id),
             JobMessage::TestConnection(t) => t.job_id.as_deref(),
         }
     }
@@ -208,6 +275,7 @@ impl JobMessage {
     pub fn validate(&self) -> Result<()> {
         match self {
             JobMessage::Backup(job) => job.validate(),
+            JobMessage::Restore(job) => job.validate(),
             JobMessage::TestConnection(job) => {
                 if let Some(id) = &job.job_id {
                     validate_job_id(id)?;
@@ -222,7 +290,7 @@ impl JobMessage {
                     s.validate()?;
                 }
                 if let Some(d) = &job.destination {
-                    d.validate()?;
+                    d.validate("destination")?;
                 }
                 Ok(())
             }
@@ -285,24 +353,71 @@ impl BackupJob {
     pub fn validate(&self) -> Result<()> {
         validate_job_id(&self.job_id)?;
         self.source.validate()?;
-        self.destination.validate()?;
-        for (field, globs) in [("include", &self.include), ("exclude", &self.exclude)] {
-            for (i, glob) in globs.iter().enumerate() {
-                paths::check_glob(&format!("{field}[{i}]"), glob)?;
-                globset::Glob::new(glob).map_err(|e| {
-                    Error::invalid_field(
-                        format!("{field}[{i}]"),
-                        format!("is not a valid glob: {e}"),
-                    )
-                })?;
-            }
-        }
+        self.destination.validate("destination")?;
+        validate_globs(&self.include, &self.exclude)?;
         self.options.validate()?;
         if let Some(part) = &self.part {
             part.validate()?;
         }
         Ok(())
     }
+}
+
+impl RestoreJob {
+    pub fn validate(&self) -> Result<()> {
+        validate_job_id(&self.job_id)?;
+        self.source.validate("source")?;
+        self.target.validate()?;
+        for (i, path) in self.paths.iter().enumerate() {
+            paths::check_relative(&format!("paths[{i}]"), path)?;
+        }
+        validate_globs(&self.include, &self.exclude)?;
+        self.options.validate()
+    }
+}
+
+impl TargetRef {
+    fn validate(&self) -> Result<()> {
+        validate_storage_name("target.storage", &self.storage)?;
+        if let Some(path) = &self.path {
+            if path.trim().is_empty() {
+                return Err(Error::invalid_field(
+                    "target.path",
+                    "must not be empty (use \".\" for the login's home)",
+                ));
+            }
+            paths::check_text("target.path", path, paths::MAX_PATH_CHARS)?;
+        }
+        DestinationRef {
+            storage: self.storage.clone(),
+            container: self.container.clone(),
+            share: self.share.clone(),
+            prefix: self.prefix.clone(),
+        }
+        .validate("target")
+    }
+
+    /// The Azure form of this target (for Blob and Files storages).
+    pub fn as_destination(&self) -> DestinationRef {
+        DestinationRef {
+            storage: self.storage.clone(),
+            container: self.container.clone(),
+            share: self.share.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+fn validate_globs(include: &[String], exclude: &[String]) -> Result<()> {
+    for (field, globs) in [("include", include), ("exclude", exclude)] {
+        for (i, glob) in globs.iter().enumerate() {
+            paths::check_glob(&format!("{field}[{i}]"), glob)?;
+            globset::Glob::new(glob).map_err(|e| {
+                Error::invalid_field(format!("{field}[{i}]"), format!("is not a valid glob: {e}"))
+            })?;
+        }
+    }
+    Ok(())
 }
 
 impl PartSpec {
@@ -352,21 +467,22 @@ impl SourceRef {
 }
 
 impl DestinationRef {
-    fn validate(&self) -> Result<()> {
-        validate_storage_name("destination.storage", &self.storage)?;
+    /// `role` is where it sits in the message: `destination` (backup), `source` (restore).
+    fn validate(&self, role: &str) -> Result<()> {
+        validate_storage_name(&format!("{role}.storage"), &self.storage)?;
         if let Some(c) = &self.container {
-            validate_container_name(c)?;
+            validate_container_name(&format!("{role}.container"), c)?;
         }
         if self.container.is_some() && self.share.is_some() {
             return Err(Error::invalid_field(
-                "destination.share",
-                "and `destination.container` exclude each other: a share is for Azure Files, a container for Azure Blob",
+                format!("{role}.share"),
+                format!("and `{role}.container` exclude each other: a share is for Azure Files, a container for Azure Blob"),
             ));
         }
         if let Some(s) = &self.share {
-            validate_share_name(s)?;
+            validate_share_name(&format!("{role}.share"), s)?;
         }
-        paths::check_prefix("destination.prefix", &self.prefix)
+        paths::check_prefix(&format!("{role}.prefix"), &self.prefix)
     }
 }
 
@@ -452,17 +568,17 @@ fn validate_storage_name(field: &str, name: &str) -> Result<()> {
 }
 
 /// Azure's share naming rule: 3-63 lower-case letters, digits and single dashes, like containers.
-fn validate_share_name(name: &str) -> Result<()> {
-    validate_container_name(name).map_err(|_| {
+fn validate_share_name(field: &str, name: &str) -> Result<()> {
+    validate_container_name(field, name).map_err(|_| {
         Error::invalid_field(
-            "destination.share",
+            field,
             format!("`{name}` is not a valid share name: 3-63 lower-case letters, digits and single dashes"),
         )
     })
 }
 
 /// Azure's container naming rule: 3-63 lower-case letters, digits and single dashes.
-fn validate_container_name(name: &str) -> Result<()> {
+fn validate_container_name(field: &str, name: &str) -> Result<()> {
     let ok = (3..=63).contains(&name.len())
         && name
             .chars()
@@ -474,7 +590,7 @@ fn validate_container_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid_field(
-            "destination.container",
+            field,
             format!("`{name}` is not a valid container name: 3-63 lower-case letters, digits and single dashes"),
         ))
     }

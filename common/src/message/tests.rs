@@ -33,10 +33,10 @@ fn malformed_json_is_malformed() {
 
 #[test]
 fn unknown_kind_names_kind() {
-    let e = err_of(r#"{"kind": "restore", "job_id": "x"}"#);
+    let e = err_of(r#"{"kind": "rewind", "job_id": "x"}"#);
     assert_eq!(e.code(), "message.invalid_field");
     assert!(e.to_string().contains("`kind`"), "{e}");
-    assert!(e.to_string().contains("restore"), "{e}");
+    assert!(e.to_string().contains("rewind"), "{e}");
 }
 
 #[test]

@@ -16,6 +16,9 @@ pub struct SourceFile {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+    /// The MD5 the storage holds for these bytes (a mirror's Content-MD5), when the listing
+    /// tells it: what was read must match it.
+    pub md5: Option<[u8; 16]>,
 }
 
 /// One item of a listing: a file to consider, or something the walk could not use.
@@ -62,6 +65,52 @@ pub trait SourceReader: Send {
     /// Append the file's next bytes to `buf` until it holds `want` bytes or the file ends. On
     /// an error, what was read stays in `buf`, so a caller can continue from there.
     async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()>;
+
+    /// The MD5 the storage holds for the whole file (learnt when it was opened), if any.
+    fn stored_md5(&self) -> Option<[u8; 16]> {
+        None
+    }
+}
+
+/// A storage that reads a file by byte ranges, one request per range (Blob, Files).
+#[async_trait]
+pub trait RangeRead: Send + Sync + 'static {
+    /// `len` bytes of `path` from `offset` (`len` > 0, within the file).
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<bytes::Bytes>;
+}
+
+/// A [`SourceReader`] over a [`RangeRead`]: each `read_into` is one ranged request of at most
+/// `want` bytes, so memory holds what the engine asked for and nothing more.
+pub struct RangedReader {
+    pub storage: std::sync::Arc<dyn RangeRead>,
+    /// The storage's own name of the file.
+    pub path: String,
+    pub offset: u64,
+    /// The file's size when it was opened.
+    pub size: u64,
+    pub md5: Option<[u8; 16]>,
+}
+
+#[async_trait]
+impl SourceReader for RangedReader {
+    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()> {
+        let len =
+            (want.saturating_sub(buf.len()) as u64).min(self.size - self.offset.min(self.size));
+        if len == 0 {
+            return Ok(());
+        }
+        let data = self
+            .storage
+            .read_range(&self.path, self.offset, len)
+            .await?;
+        self.offset += data.len() as u64;
+        buf.extend_from_slice(&data);
+        Ok(())
+    }
+
+    fn stored_md5(&self) -> Option<[u8; 16]> {
+        self.md5
+    }
 }
 
 /// `root` joined with a relative `path`.

@@ -13,6 +13,25 @@ use bytes::Bytes;
 pub use crate::check::CheckFailure;
 use crate::error::Result;
 
+/// Temporary files start with this, in every storage that writes through a temporary name
+/// (Files, SFTP); nothing else the worker writes does.
+pub const TEMP_PREFIX: &str = ".bw-partial-";
+
+/// 16 random hex digits: makes one attempt's temporary its own.
+pub fn random_hex() -> String {
+    let mut bytes = [0u8; 8];
+    let rng = ring::rand::SystemRandom::new();
+    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
+        // No system randomness: time and process still separate attempts in practice.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(40)).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Folder beside the data for the worker's own state; never listed or copied as data.
 pub const RESERVED_DIR: &str = ".backup-worker";
 

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 pub struct Filter {
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// Exact files or folders (a restore's `paths`); `None`: every path.
+    paths: Option<GlobSet>,
 }
 
 impl Filter {
@@ -22,14 +24,40 @@ impl Filter {
         Ok(Filter {
             include,
             exclude: build("exclude", exclude)?,
+            paths: None,
         })
+    }
+
+    /// Also keep only `paths` (each a file, or a folder with everything under it), taken
+    /// literally: `[` or `*` in a name are characters, not patterns.
+    pub fn within(mut self, paths: &[String]) -> Result<Self> {
+        if paths.is_empty() {
+            return Ok(self);
+        }
+        let mut set = GlobSetBuilder::new();
+        for (i, path) in paths.iter().enumerate() {
+            let literal = globset::escape(path.trim_end_matches('/'));
+            for variant in [literal.clone(), format!("{literal}/**")] {
+                let glob = GlobBuilder::new(&variant)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| Error::invalid_field(format!("paths[{i}]"), e.to_string()))?;
+                set.add(glob);
+            }
+        }
+        let set = set
+            .build()
+            .map_err(|e| Error::invalid_field("paths", e.to_string()))?;
+        self.paths = Some(set);
+        Ok(self)
     }
 
     pub fn matches(&self, path: &str) -> bool {
         if self.exclude.is_match(path) {
             return false;
         }
-        self.include.as_ref().is_none_or(|set| set.is_match(path))
+        self.paths.as_ref().is_none_or(|set| set.is_match(path))
+            && self.include.as_ref().is_none_or(|set| set.is_match(path))
     }
 }
 

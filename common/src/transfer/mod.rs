@@ -5,6 +5,7 @@
 //! slot and gives it back when the destination acknowledged it, so at most
 //! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
 
+mod decide;
 pub mod filter;
 pub mod names;
 pub mod progress;
@@ -19,10 +20,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
-use crate::message::{CompareMode, TransferOptions};
+use crate::message::TransferOptions;
 use crate::result::{FileError, JobResult};
 use crate::storage::{Destination, FileMeta, RemoteFile, Upload};
 use crate::storage::{ListItem, Source, SourceFile};
+pub use decide::{decide, Decision};
 pub use filter::Filter;
 pub use names::NameGuard;
 pub use progress::Progress;
@@ -170,7 +172,8 @@ pub async fn copy(
             continue;
         }
         let remote = existing.get(&file.path).cloned();
-        if options.compare == CompareMode::SizeMtime && unchanged_by_size_mtime(&file, &remote) {
+        let decision = decide(&file, remote.as_ref(), options);
+        if decision == Decision::Skip {
             result.files.skipped += 1;
             result.bytes.skipped += file.size;
             continue;
@@ -182,11 +185,10 @@ pub async fn copy(
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let copier = copier.clone();
-        let compare = options.compare;
         tasks.spawn(async move {
             let _slot = slot;
             let outcome = copier
-                .copy_with_retry(&file, remote.as_ref(), compare)
+                .copy_with_retry(&file, remote.as_ref(), decision)
                 .await;
             (file, outcome)
         });
@@ -198,10 +200,6 @@ pub async fn copy(
         left_over.extend(record(done, result, &progress));
     }
     Ok(left_over)
-}
-
-fn unchanged_by_size_mtime(file: &SourceFile, remote: &Option<RemoteFile>) -> bool {
-    matches!(remote, Some(r) if r.size == file.size && r.source_mtime == Some(file.mtime))
 }
 
 /// Count a finished file; a file handed back before the deadline is returned.
@@ -242,6 +240,23 @@ fn record(
     None
 }
 
+/// Bytes that come with a stored MD5 (a mirror being restored) must match it before they are
+/// committed: a damaged or tampered copy never replaces a good file.
+fn check_stored_md5(file: &SourceFile, reader: &ResumingReader<'_>, read: [u8; 16]) -> Result<()> {
+    match file.md5.or(reader.stored_md5()) {
+        Some(stored) if stored != read => Err(Error::HashMismatch {
+            path: file.path.clone(),
+            stored: hex(&stored),
+            read: hex(&read),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 struct FileCopier {
     source: Arc<dyn Source>,
     dest: Arc<dyn Destination>,
@@ -259,11 +274,11 @@ impl FileCopier {
         &self,
         file: &SourceFile,
         remote: Option<&RemoteFile>,
-        compare: CompareMode,
+        decision: Decision,
     ) -> Result<Outcome> {
         let mut attempt = 1;
         loop {
-            match self.copy(file, remote, compare).await {
+            match self.copy(file, remote, decision).await {
                 Err(e) if e.is_retryable() && attempt < FILE_ATTEMPTS => {
                     tracing::info!(path = %file.path, code = e.code(), attempt, "retrying file");
                     attempt += 1;
@@ -277,7 +292,7 @@ impl FileCopier {
         &self,
         file: &SourceFile,
         remote: Option<&RemoteFile>,
-        compare: CompareMode,
+        decision: Decision,
     ) -> Result<Outcome> {
         if file.size > self.max_stream_size {
             return Err(Error::TooLarge {
@@ -285,8 +300,8 @@ impl FileCopier {
                 limit: self.max_stream_size,
             });
         }
-        if compare == CompareMode::Hash {
-            if let Some(r) = remote.filter(|r| r.size == file.size) {
+        if decision == Decision::CompareHashes {
+            if let Some(r) = remote {
                 let stored = match r.md5 {
                     Some(md5) => Some(md5),
                     None => self.dest.stored_md5(&file.path).await?,
@@ -328,6 +343,7 @@ impl FileCopier {
             mtime: file.mtime,
             md5: Md5::digest(&data).into(),
         };
+        check_stored_md5(file, reader, meta.md5)?;
         self.dest.put_small(&file.path, data, &meta).await?;
         self.progress.bytes_acknowledged(file.size);
         Ok(Outcome::Copied {
@@ -407,6 +423,7 @@ impl FileCopier {
                 mtime: file.mtime,
                 md5: whole.clone().finalize().into(),
             };
+            check_stored_md5(file, reader, meta.md5)?;
             upload.commit(index, &meta).await?;
             Ok(true)
         }

@@ -7,6 +7,39 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::storage::{Destination, RESERVED_DIR};
 
+/// A listed name must be a relative path that stays under the destination root. Our own
+/// listings never produce anything else, but a mirror's names are whatever was put in the
+/// container: `../x`, `/etc/x` or `a//b` would escape or be rewritten by a file system.
+pub fn check_stays_inside(path: &str) -> Result<()> {
+    let refuse = |reason| {
+        Err(Error::UnsafeName {
+            path: path.to_string(),
+            reason,
+        })
+    };
+    if path.is_empty() {
+        return refuse("it is empty");
+    }
+    if path.starts_with('/') {
+        return refuse("it is an absolute path");
+    }
+    if path.contains('\\') {
+        return refuse("it contains `\\`, a folder separator on some systems");
+    }
+    if path.chars().any(char::is_control) {
+        return refuse("it contains a control character");
+    }
+    for segment in path.split('/') {
+        match segment {
+            ".." => return refuse("it contains a `..` folder, which leads out of the target"),
+            "." => return refuse("it contains a `.` folder"),
+            "" => return refuse("it contains an empty folder name (`//` or a trailing `/`)"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Remembers the names a job has accepted, for destinations whose names ignore case.
 pub struct NameGuard {
     /// Lower-cased path → the first source path that took it (only when the destination
@@ -23,6 +56,7 @@ impl NameGuard {
 
     /// Accept `path` for `dest`, or say why it cannot be stored under its own name.
     pub fn admit(&mut self, dest: &dyn Destination, path: &str) -> Result<()> {
+        check_stays_inside(path)?;
         if path.split('/').next() == Some(RESERVED_DIR) {
             return Err(Error::InvalidName {
                 path: path.to_string(),
@@ -52,5 +86,31 @@ impl NameGuard {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_stays_inside;
+
+    #[test]
+    fn names_that_would_leave_the_target_are_refused() {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a/",
+            "",
+            "a\nb",
+        ] {
+            let e = check_stays_inside(bad).expect_err(bad);
+            assert_eq!(e.code(), "restore.unsafe_name", "{bad}");
+        }
+        for good in ["a", "a/b.txt", "..x/y", "x..", "ünï cödé/ f.txt"] {
+            check_stays_inside(good).expect(good);
+        }
     }
 }

@@ -26,12 +26,15 @@ pub struct ResumingReader<'a> {
     /// Reopens since the read last made progress, and the offset of the last reopen.
     reopens: u32,
     reopened_at: u64,
+    /// What the storage said the whole file's MD5 is when it was first opened.
+    stored_md5: Option<[u8; 16]>,
 }
 
 impl<'a> ResumingReader<'a> {
     pub async fn open(source: &'a dyn Source, root: &'a str, path: &'a str) -> Result<Self> {
         let reader = source.open(root, path, 0).await?;
         Ok(ResumingReader {
+            stored_md5: reader.stored_md5(),
             source,
             root,
             path,
@@ -40,6 +43,11 @@ impl<'a> ResumingReader<'a> {
             reopens: 0,
             reopened_at: 0,
         })
+    }
+
+    /// The MD5 the storage holds for this file, if it keeps one (a mirror's Content-MD5).
+    pub fn stored_md5(&self) -> Option<[u8; 16]> {
+        self.stored_md5
     }
 
     /// The next `len` bytes, fewer only at end of file. Bytes read before a failure are kept:

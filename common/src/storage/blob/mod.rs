@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod names;
+mod read;
 mod upload;
 
 use std::collections::{HashMap, HashSet};
@@ -94,6 +95,14 @@ impl BlobDestination {
             client_options,
             container_client,
         })
+    }
+
+    fn reads(&self) -> read::BlobReads {
+        read::BlobReads {
+            account: self.cfg.account.clone(),
+            container: self.container.clone(),
+            client_options: self.client_options.clone(),
+        }
     }
 
     /// The blob name of a path relative to the job's prefix.

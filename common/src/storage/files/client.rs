@@ -517,6 +517,20 @@ impl FilesClient {
         Ok(self.head(path).await?.and_then(|h| header_md5(&h)))
     }
 
+    /// The file's length, stored Content-MD5 and LastWriteTime, if it exists.
+    pub async fn properties(&self, path: &str) -> Result<Option<FileProperties>> {
+        Ok(self.head(path).await?.map(|h| {
+            let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            FileProperties {
+                size: text("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                md5: header_md5(&h),
+                last_write: text("x-ms-file-last-write-time").and_then(parse_time),
+            }
+        }))
+    }
+
     /// The file's length and stored Content-MD5, if it exists.
     pub async fn size_and_md5(&self, path: &str) -> Result<Option<(u64, Option<[u8; 16]>)>> {
         Ok(self.head(path).await?.map(|h| {
@@ -527,6 +541,21 @@ impl FilesClient {
                 .unwrap_or(0);
             (size, header_md5(&h))
         }))
+    }
+}
+
+/// What Get File Properties tells about a file.
+pub struct FileProperties {
+    pub size: u64,
+    pub md5: Option<[u8; 16]>,
+    /// `LastWriteTime` as Unix seconds (a backup sets it to the source's mtime).
+    pub last_write: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl crate::storage::read::RangeRead for FilesClient {
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
+        self.read(path, Some((offset, len))).await
     }
 }
 

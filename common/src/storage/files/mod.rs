@@ -10,6 +10,7 @@
 pub mod client;
 pub mod config;
 pub mod names;
+mod read;
 mod upload;
 mod wire;
 
@@ -28,8 +29,7 @@ use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
 use upload::FilesUpload;
 
-/// Temporary files start with this; nothing else the worker writes does.
-pub const TEMP_PREFIX: &str = ".bw-partial-";
+pub use super::write::TEMP_PREFIX;
 /// A temporary nobody wrote to for this long belongs to a run that died. (One being written is
 /// touched by every Put Range; other workers of the same job may be writing theirs right now.)
 pub const STALE_AFTER_SECS: i64 = 3600;

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::client::{DirEntry, FilesClient};
 use super::TEMP_PREFIX;
 use crate::error::{Error, Result};
+use crate::storage::write::random_hex;
 use crate::storage::{FileMeta, Upload};
 
 pub struct FilesUpload {
@@ -35,20 +36,6 @@ pub struct FilesUpload {
 /// `dir/.bw-partial-<version>-w<random>`: the temporary of one attempt.
 pub fn own_name(dir: &str, version: &str) -> String {
     super::join(dir, &format!("{TEMP_PREFIX}{version}-w{}", random_hex()))
-}
-
-fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    let rng = ring::rand::SystemRandom::new();
-    if ring::rand::SecureRandom::fill(&rng, &mut bytes).is_err() {
-        // No system randomness: time and process still separate attempts in practice.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(40)).to_be_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Take over a temporary of `version` in `dir` that its writer let go or abandoned, renaming

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use russh_sftp::client::SftpSession;
+use russh_sftp::client::{RawSftpSession, SftpSession};
 use tokio::net::TcpStream;
 
 use super::config::{HostKeyPolicy, SftpConfig};
@@ -128,12 +128,54 @@ impl client::Handler for HostKeyCheck {
 pub struct Connection {
     pub sftp: SftpSession,
     ssh: Handle<HostKeyCheck>,
+    /// A second, raw SFTP channel for requests `SftpSession` does not offer (posix-rename),
+    /// opened on first use; `None` inside when the server lacks the extension.
+    raw: tokio::sync::OnceCell<Option<RawSftpSession>>,
 }
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
 impl Connection {
     /// Whether the SSH connection is gone (the server or the link closed it).
     pub fn is_closed(&self) -> bool {
         self.ssh.is_closed()
+    }
+
+    /// Rename `from` over `to` in one step, replacing `to` (OpenSSH's `posix-rename`).
+    /// `None` when the server lacks the extension: a plain SFTP rename refuses to replace.
+    pub async fn posix_rename(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Option<std::result::Result<(), russh_sftp::client::error::Error>> {
+        use russh_sftp::client::error::Error as SftpError;
+        use russh_sftp::protocol::{Packet, StatusCode};
+        let raw = self.raw.get_or_init(|| self.open_raw()).await.as_ref()?;
+        let mut data = Vec::with_capacity(8 + from.len() + to.len());
+        for text in [from, to] {
+            data.extend_from_slice(&(text.len() as u32).to_be_bytes());
+            data.extend_from_slice(text.as_bytes());
+        }
+        Some(match raw.extended(POSIX_RENAME, data).await {
+            Ok(Packet::Status(s)) if s.status_code == StatusCode::Ok => Ok(()),
+            Ok(Packet::Status(s)) => Err(SftpError::Status(s)),
+            Ok(_) => Err(SftpError::UnexpectedPacket),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn open_raw(&self) -> Option<RawSftpSession> {
+        let channel = self.ssh.channel_open_session().await.ok()?;
+        channel.request_subsystem(true, "sftp").await.ok()?;
+        let raw = RawSftpSession::new(channel.into_stream());
+        let version = raw.init().await.ok()?;
+        if version.extensions.get(POSIX_RENAME).map(String::as_str) != Some("1") {
+            tracing::info!(
+                "the SFTP server has no {POSIX_RENAME}: files are replaced by remove, then rename"
+            );
+            return None;
+        }
+        Some(raw)
     }
 
     /// Run `command` on the server; `None` when the server refuses to run commands (e.g.
@@ -255,7 +297,11 @@ async fn open_sftp(cfg: &SftpConfig, ssh: Handle<HostKeyCheck>) -> Result<Connec
             port: cfg.port,
             detail: format!("the server has no SFTP subsystem: {e}"),
         })?;
-    Ok(Connection { sftp, ssh })
+    Ok(Connection {
+        sftp,
+        ssh,
+        raw: tokio::sync::OnceCell::new(),
+    })
 }
 
 fn sftp_setup_error(cfg: &SftpConfig, e: russh::Error) -> Error {

@@ -10,6 +10,7 @@ mod connect;
 mod reader;
 mod session;
 mod walk;
+mod write;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 pub use config::{HostKeyPolicy, SftpConfig};
 use connect::Connection;
 use session::Sessions;
+pub use write::SftpDestination;
 
 /// Times one operation is tried when the connection under it breaks.
 const OPERATION_ATTEMPTS: u32 = 3;

@@ -83,6 +83,7 @@ async fn send_entries(
                 path: rel,
                 size: meta.size.unwrap_or(0),
                 mtime: i64::from(meta.mtime.unwrap_or(0)),
+                md5: None,
             })
         } else {
             // Sockets, FIFOs, devices: nothing to back up.

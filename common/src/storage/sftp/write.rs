@@ -1,0 +1,401 @@
+//! The write side of SFTP (a restore's target). Never a half-written file under a final name:
+//! each file is written to a temporary in its target directory (`.bw-partial-r<random>`), its
+//! chunks at their offsets (any order, several at once, each on its own handle), its mtime set
+//! with setstat, and only then renamed over the final name with `posix-rename@openssh.com`.
+//! Where the server lacks that extension (not OpenSSH), the old file is removed first, then the
+//! temporary renamed: a reader may then find no file for a moment, never a partial one.
+
+use std::collections::{HashMap, HashSet};
+use std::io::SeekFrom;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use md5::Digest;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::connect::Connection;
+use super::session::Sessions;
+use super::{with_connection, SftpSource};
+use crate::check::CheckFailure;
+use crate::error::{Error, Result};
+use crate::storage::write::{random_hex, TEMP_PREFIX};
+use crate::storage::{
+    join, Destination, FileMeta, ListItem, RemoteFile, Source, Upload, RESERVED_DIR,
+};
+
+/// A temporary nobody wrote to for this long belongs to a run that died (a live writer
+/// touches its temporary with every chunk).
+pub const STALE_AFTER_SECS: i64 = 3600;
+
+pub struct SftpDestination {
+    reads: SftpSource,
+    sessions: Arc<Sessions>,
+    /// The directory files are written under.
+    root: String,
+    /// Directories known to exist, so each is looked up or created once per job.
+    known_dirs: Mutex<HashSet<String>>,
+    /// Temporaries found by `list`, removed by `clean_up_incomplete`.
+    stale: Mutex<Vec<String>>,
+}
+
+impl SftpDestination {
+    pub fn new(source: SftpSource, root: &str) -> Self {
+        SftpDestination {
+            sessions: source.sessions.clone(),
+            reads: source,
+            root: root.trim_end_matches('/').to_string(),
+            known_dirs: Mutex::new(HashSet::new()),
+            stale: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn full(&self, rel: &str) -> String {
+        join(&self.root, rel)
+    }
+
+    /// Create `dir` and its missing ancestors (each looked at once per job).
+    async fn ensure_dir(&self, dir: &str) -> Result<()> {
+        let absolute = dir.starts_with('/');
+        let mut path = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            path = if path.is_empty() && absolute {
+                format!("/{part}")
+            } else {
+                join(&path, part)
+            };
+            if self.known_dirs.lock().is_ok_and(|d| d.contains(&path)) {
+                continue;
+            }
+            let p = path.clone();
+            let exists = with_connection(&self.sessions, &path, |conn| {
+                let p = p.clone();
+                async move { conn.sftp.try_exists(p).await }
+            })
+            .await?;
+            if !exists {
+                let p = path.clone();
+                let made = with_connection(&self.sessions, &path, |conn| {
+                    let p = p.clone();
+                    async move { conn.sftp.create_dir(p).await }
+                })
+                .await;
+                // Another writer may have made it meanwhile.
+                if let Err(e) = made {
+                    if !self.is_dir(&path).await {
+                        return Err(as_write_error(e));
+                    }
+                }
+            }
+            if let Ok(mut d) = self.known_dirs.lock() {
+                d.insert(path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_dir(&self, path: &str) -> bool {
+        let p = path.to_string();
+        with_connection(&self.sessions, path, |conn| {
+            let p = p.clone();
+            async move { conn.sftp.metadata(p).await }
+        })
+        .await
+        .is_ok_and(|m| m.is_dir())
+    }
+
+    /// A new, empty temporary beside `target` (created exclusively: it is this attempt's own).
+    async fn new_temporary(&self, target: &str) -> Result<String> {
+        let (dir, _) = target.rsplit_once('/').unwrap_or(("", target));
+        self.ensure_dir(dir).await?;
+        let temporary = join(dir, &format!("{TEMP_PREFIX}r{}", random_hex()));
+        let t = temporary.clone();
+        with_connection(&self.sessions, &temporary, |conn| {
+            let t = t.clone();
+            async move {
+                let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+                conn.sftp.open_with_flags(t, flags).await?.close().await?;
+                Ok(())
+            }
+        })
+        .await
+        .map_err(as_write_error)?;
+        Ok(temporary)
+    }
+}
+
+/// Failures on the write side: "permission denied" is about writing here.
+fn as_write_error(e: Error) -> Error {
+    match e {
+        Error::SftpPermissionDenied { path } => Error::SftpWriteDenied { path },
+        e => e,
+    }
+}
+
+#[async_trait]
+impl Destination for SftpDestination {
+    fn describe(&self) -> String {
+        format!("{}{}", self.reads.describe(), self.root)
+    }
+
+    fn check_name(&self, path: &str) -> Result<()> {
+        match path.rsplit('/').next() {
+            Some(name) if name.starts_with(TEMP_PREFIX) => Err(Error::InvalidName {
+                path: path.to_string(),
+                service: "SFTP",
+                reason: format!(
+                    "names starting with `{TEMP_PREFIX}` are this worker's temporaries"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Connect, log in, then prove write permission in the target directory: create it if
+    /// missing, create a temporary there and remove it again.
+    async fn check(&self) -> std::result::Result<(), CheckFailure> {
+        self.sessions.get().await?;
+        let write = async {
+            let probe = self.new_temporary(&self.full("probe")).await?;
+            with_connection(&self.sessions, &probe, |conn| {
+                let p = probe.clone();
+                async move { conn.sftp.remove_file(p).await }
+            })
+            .await
+            .map_err(as_write_error)
+        };
+        write.await.map_err(CheckFailure::at("write"))
+    }
+
+    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
+        let mut items = match self.reads.list(&self.root).await {
+            Ok(items) => items,
+            Err(Error::SftpNotFound { .. }) => return Ok(HashMap::new()),
+            Err(e) => return Err(e),
+        };
+        let now = unix_now();
+        let (mut found, mut stale) = (HashMap::new(), Vec::new());
+        while let Some(item) = items.recv().await {
+            let ListItem::File(f) = item else { continue };
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
+            if name.starts_with(TEMP_PREFIX) {
+                if now - f.mtime >= STALE_AFTER_SECS {
+                    stale.push(self.full(&f.path));
+                }
+            } else if f.path.split('/').next() != Some(RESERVED_DIR) {
+                let remote = RemoteFile {
+                    size: f.size,
+                    source_mtime: Some(f.mtime),
+                    md5: None,
+                };
+                found.insert(f.path, remote);
+            }
+        }
+        if let Ok(mut s) = self.stale.lock() {
+            *s = stale;
+        }
+        Ok(found)
+    }
+
+    async fn clean_up_incomplete(&self) -> Result<usize> {
+        let stale = self
+            .stale
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
+        for path in &stale {
+            tracing::info!(%path, "removing a temporary left by an interrupted run");
+            let p = path.clone();
+            with_connection(&self.sessions, path, |conn| {
+                let p = p.clone();
+                async move { conn.sftp.remove_file(p).await }
+            })
+            .await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// `md5sum` on the server, as for a backup's source.
+    async fn stored_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
+        self.reads.remote_md5(&self.root, path).await
+    }
+
+    async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
+        let upload = self
+            .start_upload(path, meta.size, meta.mtime, data.len().max(1) as u64)
+            .await?;
+        let result = async {
+            upload.put_chunk(0, 0, data, meta.md5).await?;
+            upload.commit(1, meta).await
+        }
+        .await;
+        if result.is_err() {
+            upload.abort().await;
+        }
+        result
+    }
+
+    async fn start_upload(
+        &self,
+        path: &str,
+        _size: u64,
+        _mtime: i64,
+        _chunk_size: u64,
+    ) -> Result<Arc<dyn Upload>> {
+        let target = self.full(path);
+        let temporary = self.new_temporary(&target).await?;
+        Ok(Arc::new(SftpUpload {
+            sessions: self.sessions.clone(),
+            temporary,
+            target,
+        }))
+    }
+
+    async fn put_state(&self, name: &str, data: Bytes) -> Result<()> {
+        let meta = FileMeta {
+            size: data.len() as u64,
+            mtime: unix_now(),
+            md5: md5::Md5::digest(&data).into(),
+        };
+        self.put_small(&format!("{RESERVED_DIR}/{name}"), data, &meta)
+            .await
+    }
+
+    async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {
+        let path = self.full(&format!("{RESERVED_DIR}/{name}"));
+        let p = path.clone();
+        let read = with_connection(&self.sessions, &path, |conn| {
+            let p = p.clone();
+            async move { conn.sftp.read(p).await }
+        })
+        .await;
+        match read {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(Error::SftpNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_state(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.full(&format!("{RESERVED_DIR}/{}", dir.trim_matches('/')));
+        let p = path.clone();
+        let entries = with_connection(&self.sessions, &path, |conn| {
+            let p = p.clone();
+            async move { conn.sftp.read_dir(p).await }
+        })
+        .await;
+        match entries {
+            Ok(entries) => Ok(entries
+                .filter(|e| e.file_type().is_file() && !e.file_name().starts_with(TEMP_PREFIX))
+                .map(|e| e.file_name())
+                .collect()),
+            Err(Error::SftpNotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// One file being written under its temporary name.
+struct SftpUpload {
+    sessions: Arc<Sessions>,
+    temporary: String,
+    target: String,
+}
+
+impl SftpUpload {
+    /// Write `data` at `offset` on a handle of its own (the writes of one handle are
+    /// pipelined; several chunks go at once on several handles).
+    async fn write_at(&self, conn: &Connection, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let mut file = conn
+            .sftp
+            .open_with_flags(self.temporary.clone(), OpenFlags::WRITE)
+            .await
+            .map_err(std::io::Error::other)?;
+        file.seek(SeekFrom::Start(offset)).await?;
+        file.write_all(data).await?;
+        file.shutdown().await
+    }
+
+    /// Replace the target with the temporary in one step where the server can.
+    async fn rename_over(&self, conn: Arc<Connection>) -> std::result::Result<(), SftpError> {
+        if let Some(done) = conn.posix_rename(&self.temporary, &self.target).await {
+            return done;
+        }
+        match conn.sftp.remove_file(self.target.clone()).await {
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+            other => other?,
+        }
+        conn.sftp
+            .rename(self.temporary.clone(), self.target.clone())
+            .await
+    }
+}
+
+#[async_trait]
+impl Upload for SftpUpload {
+    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
+        let conn = self.sessions.get().await.map_err(|f| f.error)?;
+        if let Err(e) = self.write_at(&conn, offset, &data).await {
+            use std::io::ErrorKind::*;
+            let lost = conn.is_closed()
+                || matches!(
+                    e.kind(),
+                    TimedOut | BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+                );
+            if lost {
+                self.sessions.invalidate(&conn).await;
+                let cfg = self.sessions.cfg();
+                return Err(Error::SftpConnectionLost {
+                    host: cfg.host.clone(),
+                    port: cfg.port,
+                    path: self.temporary.clone(),
+                    detail: format!("write failed: {e}"),
+                });
+            }
+            return Err(as_write_error(Error::Sftp {
+                path: self.temporary.clone(),
+                detail: format!("write failed: {e}"),
+            }));
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, _chunks: u64, meta: &FileMeta) -> Result<()> {
+        let times = FileAttributes {
+            mtime: u32::try_from(meta.mtime).ok(),
+            atime: u32::try_from(meta.mtime).ok(),
+            ..FileAttributes::empty()
+        };
+        let t = self.temporary.clone();
+        with_connection(&self.sessions, &self.temporary, |conn| {
+            let (t, times) = (t.clone(), times.clone());
+            async move { conn.sftp.set_metadata(t, times).await }
+        })
+        .await
+        .map_err(as_write_error)?;
+        with_connection(&self.sessions, &self.target, |conn| self.rename_over(conn))
+            .await
+            .map_err(as_write_error)
+    }
+
+    async fn abort(&self) {
+        let t = self.temporary.clone();
+        let removed = with_connection(&self.sessions, &self.temporary, |conn| {
+            let t = t.clone();
+            async move { conn.sftp.remove_file(t).await }
+        })
+        .await;
+        if let Err(e) = removed {
+            tracing::warn!(path = %self.temporary, error = %e, "could not remove a temporary");
+        }
+    }
+}
