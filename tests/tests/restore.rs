@@ -427,3 +427,35 @@ async fn a_blob_mirror_restores_into_a_files_share() {
         assert_eq!(last_write, *mtime, "{rel}: mtime carried");
     }
 }
+
+#[tokio::test]
+async fn test_connection_checks_that_a_restore_target_is_writable() {
+    let stack = Stack::start();
+    let message = |path: &Path| {
+        format!(
+            r#"{{"kind": "test_connection", "target": {{"storage": "office_nas", "path": "{}"}}}}"#,
+            path.display()
+        )
+    };
+    let writable = target_dir(&stack, "tc-writable").join("not/yet");
+    let r = stack.run(&message(&writable)).await;
+    assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
+    let check = &r.checks[0];
+    assert_eq!(check.side, "target");
+    assert_eq!(
+        check.passed,
+        ["configuration", "connect", "handshake", "authenticate", "list", "write"]
+    );
+    assert!(files_under(&writable).is_empty(), "the probe was removed");
+
+    let read_only = stack.sshd.data_dir().join("tc-read-only");
+    fs::create_dir_all(&read_only).unwrap();
+    fs::set_permissions(&read_only, fs::Permissions::from_mode(0o555)).unwrap();
+    let r = stack.run(&message(&read_only)).await;
+    assert_eq!(r.status, JobStatus::Failed, "{r:#?}");
+    let check = &r.checks[0];
+    assert_eq!(check.failed_step.as_deref(), Some("write"), "{r:#?}");
+    let error = check.error.as_ref().unwrap();
+    assert_eq!(error.code, "sftp.permission_denied");
+    assert!(error.message.contains(&read_only.display().to_string()), "{error:?}");
+}

@@ -2,21 +2,22 @@
 //! step that fails, with the seed's wording.
 
 use super::storages;
-use crate::check::{CheckFailure, DESTINATION_STEPS, SOURCE_STEPS};
+use crate::check::{CheckFailure, Step, SOURCE_STEPS};
 use crate::config::Profiles;
 use crate::error::Error;
 use crate::message::TestConnectionJob;
 use crate::result::{CheckResult, JobResult};
+use crate::storage::Destination;
 
 pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
     let mut result = JobResult::new("test_connection", job.job_id.clone());
     if let Some(src) = &job.source {
         let mut check = CheckResult::new("source", &src.storage);
         match storages::source(profiles, src) {
-            Err(e) => check.fail("configuration", &e),
+            Err(e) => check.fail(Step::Configuration, &e),
             Ok(source) => {
                 check.target = Some(format!("{}{}", source.describe(), src.path));
-                check.pass("configuration");
+                check.pass(Step::Configuration);
                 let outcome = source.check(&src.path).await;
                 check.record(&SOURCE_STEPS, outcome.err());
             }
@@ -25,21 +26,42 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
         result.checks.push(check);
     }
     if let Some(dst) = &job.destination {
-        let mut check = CheckResult::new("destination", &dst.storage);
-        match storages::destination(profiles, dst) {
-            Err(e) => check.fail("configuration", &e),
-            Ok(dest) => {
-                check.target = Some(dest.describe());
-                check.pass("configuration");
-                let outcome = dest.check().await;
-                check.record(&DESTINATION_STEPS, outcome.err());
-            }
-        }
+        let check = check_destination("destination", &dst.storage, || {
+            storages::destination(profiles, dst)
+        })
+        .await;
+        result.destination = check.target.clone();
+        result.checks.push(check);
+    }
+    if let Some(target) = &job.target {
+        let check = check_destination("target", &target.storage, || {
+            storages::target(profiles, target)
+        })
+        .await;
         result.destination = check.target.clone();
         result.checks.push(check);
     }
     result.finish();
     result
+}
+
+/// A side that is written: a backup's destination, a restore's target.
+async fn check_destination(
+    side: &str,
+    storage: &str,
+    resolve: impl FnOnce() -> crate::Result<std::sync::Arc<dyn Destination>>,
+) -> CheckResult {
+    let mut check = CheckResult::new(side, storage);
+    match resolve() {
+        Err(e) => check.fail(Step::Configuration, &e),
+        Ok(dest) => {
+            check.target = Some(dest.describe());
+            check.pass(Step::Configuration);
+            let outcome = dest.check().await;
+            check.record(dest.check_steps(), outcome.err());
+        }
+    }
+    check
 }
 
 impl CheckResult {
@@ -55,24 +77,26 @@ impl CheckResult {
         }
     }
 
-    fn pass(&mut self, step: &str) {
-        self.passed.push(step.to_string());
+    fn pass(&mut self, step: Step) {
+        self.passed.push(step.as_str().to_string());
     }
 
-    /// Pass every step up to the failing one, then fail it (or pass them all).
-    fn record(&mut self, steps: &[&str], failure: Option<CheckFailure>) {
+    /// Pass every step up to the failing one, then fail it (or pass them all). A failure at a
+    /// step outside `steps` is still a failure, recorded after the steps before it.
+    fn record(&mut self, steps: &[Step], failure: Option<CheckFailure>) {
         for step in steps {
             match &failure {
-                Some(f) if f.step == *step => {
-                    self.fail(step, &f.error);
-                    return;
-                }
-                _ => self.pass(step),
+                Some(f) if f.step == *step => break,
+                _ => self.pass(*step),
             }
+        }
+        if let Some(f) = failure {
+            self.fail(f.step, &f.error);
         }
     }
 
-    fn fail(&mut self, step: &str, e: &Error) {
+    fn fail(&mut self, step: Step, e: &Error) {
+        let step = step.as_str();
         tracing::warn!(side = %self.side, storage = %self.storage, step, code = e.code(), error = %e, "check failed");
         self.ok = false;
         self.failed_step = Some(step.to_string());

@@ -127,6 +127,9 @@ pub struct TestConnectionJob {
     pub source: Option<SourceRef>,
     #[serde(default)]
     pub destination: Option<DestinationRef>,
+    /// A restore's target: checked for write permission (a temporary is created and removed).
+    #[serde(default)]
+    pub target: Option<TargetRef>,
 }
 
 /// Where files come from: a storage profile and a directory on it.
@@ -280,11 +283,14 @@ impl JobMessage {
                 if let Some(id) = &job.job_id {
                     validate_job_id(id)?;
                 }
-                if job.source.is_none() && job.destination.is_none() {
+                if job.source.is_none() && job.destination.is_none() && job.target.is_none() {
                     return Err(Error::invalid_field(
                         "source",
-                        "or `destination` is required: name at least one storage to test",
+                        "`destination` or `target` is required: name at least one storage to test",
                     ));
+                }
+                if let Some(t) = &job.target {
+                    t.validate()?;
                 }
                 if let Some(s) = &job.source {
                     s.validate()?;

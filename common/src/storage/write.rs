@@ -62,6 +62,11 @@ pub trait Destination: Send + Sync {
     /// (without leaving anything visible). The first failing step ends the check.
     async fn check(&self) -> std::result::Result<(), CheckFailure>;
 
+    /// The steps `check` runs, in order (an SFTP target has a handshake; Azure has none).
+    fn check_steps(&self) -> &'static [crate::check::Step] {
+        &crate::check::DESTINATION_STEPS
+    }
+
     /// The largest chunk one request may carry, if the service caps it.
     fn max_chunk_size(&self) -> Option<u64> {
         None

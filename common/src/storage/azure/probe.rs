@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use super::entra::STORAGE_SCOPE;
 use super::error::{credential_error, error_chain};
 use super::{AccountConfig, AzureAuth};
+use crate::check::Step;
 use crate::error::{Error, Result};
 use crate::storage::CheckFailure;
 
@@ -18,10 +19,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn connect_and_authenticate(
     cfg: &AccountConfig,
 ) -> std::result::Result<(), CheckFailure> {
-    connect(cfg).await.map_err(CheckFailure::at("connect"))?;
+    connect(cfg)
+        .await
+        .map_err(CheckFailure::at(Step::Connect))?;
     authenticate(cfg)
         .await
-        .map_err(CheckFailure::at("authenticate"))
+        .map_err(CheckFailure::at(Step::Authenticate))
 }
 
 async fn connect(cfg: &AccountConfig) -> Result<()> {
@@ -114,7 +117,7 @@ async fn http_answer(cfg: &AccountConfig, host: &str, port: u16) -> Result<()> {
 /// a step that hangs (retries included) is reported as Timeout Errors at that step.
 pub async fn within<T>(
     cfg: &AccountConfig,
-    step: &'static str,
+    step: Step,
     work: impl std::future::Future<Output = std::result::Result<T, CheckFailure>>,
 ) -> std::result::Result<T, CheckFailure> {
     match tokio::time::timeout(cfg.request_timeout, work).await {
@@ -124,7 +127,7 @@ pub async fn within<T>(
             error: Error::AzureTimeout {
                 endpoint: cfg.endpoint.to_string(),
                 seconds: cfg.request_timeout.as_secs(),
-                during: format!("{step}: the service did not answer"),
+                during: format!("{}: the service did not answer", step.as_str()),
             },
         }),
     }

@@ -31,6 +31,7 @@ use super::azure::signing::SigningPolicy;
 use super::azure::url_path::push_segments;
 use super::azure::{AccountConfig, FIRST_BACKOFF, REQUEST_ATTEMPTS};
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use crate::check::Step;
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
 use upload::{BlobUpload, BlockNaming};
@@ -171,9 +172,9 @@ impl BlobDestination {
         listed.map_err(|e| {
             let error = self.map_err(&what, "list", e);
             let step = if matches!(error, Error::AzureForbidden { .. }) {
-                "list"
+                Step::List
             } else {
-                "access"
+                Step::Access
             };
             CheckFailure { step, error }
         })
@@ -296,10 +297,12 @@ impl Destination for BlobDestination {
         connect_and_authenticate(cfg).await?;
         // List first: it proves the container exists (access) and listing is allowed, and
         // unlike Get Container Properties it works with a container-level SAS.
-        within(cfg, "access", self.check_list()).await?;
+        within(cfg, Step::Access, self.check_list()).await?;
         // Write permission: stage a block that is never committed, so nothing becomes visible.
-        within(cfg, "write", async {
-            self.check_write().await.map_err(CheckFailure::at("write"))
+        within(cfg, Step::Write, async {
+            self.check_write()
+                .await
+                .map_err(CheckFailure::at(Step::Write))
         })
         .await
     }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{map_sdk_error, BlobDestination, META_SOURCE_MTIME};
 use crate::check::CheckFailure;
+use crate::check::Step;
 use crate::error::{Error, Result};
 use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::azure::url_path::push_segments;
@@ -152,7 +153,7 @@ impl Source for BlobDestination {
 
     async fn check(&self, _root: &str) -> std::result::Result<(), CheckFailure> {
         connect_and_authenticate(&self.cfg.account).await?;
-        within(&self.cfg.account, "list", self.check_list()).await
+        within(&self.cfg.account, Step::List, self.check_list()).await
     }
 
     /// Every blob under `<prefix>/<root>/`, one page at a time: the first page is read here (a

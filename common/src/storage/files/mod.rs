@@ -24,6 +24,7 @@ use md5::Digest;
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use crate::check::Step;
 use crate::error::{Error, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
@@ -145,18 +146,18 @@ impl Destination for FilesDestination {
     async fn check(&self) -> std::result::Result<(), CheckFailure> {
         let cfg = &self.account;
         connect_and_authenticate(cfg).await?;
-        within(cfg, "access", async {
+        within(cfg, Step::Access, async {
             self.client
                 .share_properties()
                 .await
-                .map_err(CheckFailure::at("access"))
+                .map_err(CheckFailure::at(Step::Access))
         })
         .await?;
-        within(cfg, "list", async {
+        within(cfg, Step::List, async {
             self.client
                 .list(&self.prefix)
                 .await
-                .map_err(CheckFailure::at("list"))
+                .map_err(CheckFailure::at(Step::List))
         })
         .await?;
         // Write permission: create a temporary in the prefix directory and delete it again.
@@ -166,8 +167,8 @@ impl Destination for FilesDestination {
             self.client.create_file(&probe, 0, &[]).await?;
             self.client.delete_file(&probe).await
         };
-        within(cfg, "write", async {
-            write.await.map_err(CheckFailure::at("write"))
+        within(cfg, Step::Write, async {
+            write.await.map_err(CheckFailure::at(Step::Write))
         })
         .await
     }

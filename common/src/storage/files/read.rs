@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use super::client::DirEntry;
 use super::{join, FilesDestination, TEMP_PREFIX};
 use crate::check::CheckFailure;
+use crate::check::Step;
 use crate::error::{Error, Result};
 use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::read::RangedReader;
@@ -48,19 +49,19 @@ impl Source for FilesDestination {
     async fn check(&self, root: &str) -> std::result::Result<(), CheckFailure> {
         let cfg = &self.account;
         connect_and_authenticate(cfg).await?;
-        within(cfg, "access", async {
+        within(cfg, Step::Access, async {
             self.client
                 .share_properties()
                 .await
-                .map_err(CheckFailure::at("access"))
+                .map_err(CheckFailure::at(Step::Access))
         })
         .await?;
-        within(cfg, "list", async {
+        within(cfg, Step::List, async {
             self.client
                 .list(&self.full(root.trim_matches('/')))
                 .await
                 .map(|_| ())
-                .map_err(CheckFailure::at("list"))
+                .map_err(CheckFailure::at(Step::List))
         })
         .await
     }

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::config::{HostKeyPolicy, SftpConfig};
 use crate::check::CheckFailure;
+use crate::check::Step;
 use crate::error::{Error, Result};
 
 /// The russh client's settings. A large window keeps the pipe full on high-latency links; the
@@ -199,14 +200,18 @@ impl Connection {
 /// Open the connection step by step; a failure names its Test Connection step (`connect`:
 /// DNS and TCP; `handshake`: algorithms and host key; `authenticate`; `list`: the SFTP channel).
 pub async fn connect(cfg: &SftpConfig) -> std::result::Result<Connection, CheckFailure> {
-    let tcp = open_tcp(cfg).await.map_err(CheckFailure::at("connect"))?;
+    let tcp = open_tcp(cfg)
+        .await
+        .map_err(CheckFailure::at(Step::Connect))?;
     let mut ssh = handshake(cfg, tcp)
         .await
-        .map_err(CheckFailure::at("handshake"))?;
+        .map_err(CheckFailure::at(Step::Handshake))?;
     authenticate(&mut ssh, cfg)
         .await
-        .map_err(CheckFailure::at("authenticate"))?;
-    open_sftp(cfg, ssh).await.map_err(CheckFailure::at("list"))
+        .map_err(CheckFailure::at(Step::Authenticate))?;
+    open_sftp(cfg, ssh)
+        .await
+        .map_err(CheckFailure::at(Step::List))
 }
 
 fn timeout_error(cfg: &SftpConfig) -> Error {

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::{join, ListItem, Source, SourceReader};
 use crate::check::CheckFailure;
+use crate::check::Step;
 use crate::error::{Error, Result};
 pub use config::{HostKeyPolicy, SftpConfig};
 use connect::Connection;
@@ -125,7 +126,7 @@ impl Source for SftpSource {
                 .map_err(|e| map_sftp_error(root, e))?;
             Ok(())
         };
-        list.await.map_err(CheckFailure::at("list"))
+        list.await.map_err(CheckFailure::at(Step::List))
     }
 
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {

@@ -20,6 +20,7 @@ use super::connect::Connection;
 use super::session::Sessions;
 use super::{with_connection, SftpSource};
 use crate::check::CheckFailure;
+use crate::check::Step;
 use crate::error::{Error, Result};
 use crate::storage::write::{random_hex, TEMP_PREFIX};
 use crate::storage::{
@@ -140,6 +141,10 @@ impl Destination for SftpDestination {
         format!("{}{}", self.reads.describe(), self.root)
     }
 
+    fn check_steps(&self) -> &'static [Step] {
+        &crate::check::SFTP_TARGET_STEPS
+    }
+
     fn check_name(&self, path: &str) -> Result<()> {
         match path.rsplit('/').next() {
             Some(name) if name.starts_with(TEMP_PREFIX) => Err(Error::InvalidName {
@@ -166,7 +171,7 @@ impl Destination for SftpDestination {
             .await
             .map_err(as_write_error)
         };
-        write.await.map_err(CheckFailure::at("write"))
+        write.await.map_err(CheckFailure::at(Step::Write))
     }
 
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
