@@ -135,6 +135,14 @@ pub enum Error {
     },
     #[error("`{path}` is refused: {reason}. Stored names must be relative paths that stay inside the target")]
     UnsafeName { path: String, reason: &'static str },
+    #[error("`{path}` is damaged in the mirror: its bytes (MD5 {read}) do not match the MD5 stored with them ({stored}); run the backup with `overwrite: always` for this path to store it again")]
+    Corrupt {
+        path: String,
+        stored: String,
+        read: String,
+    },
+    #[error("`{path}` is in the source but not in the mirror: the last backup did not copy it (see that backup's result), or it is new since")]
+    MissingFromMirror { path: String },
     #[error("`{path}` is not in {storage} (it was listed, then it was gone)")]
     ObjectNotFound { storage: String, path: String },
     /// A request that was retried until its attempts ran out: final, with the last failure.
@@ -181,6 +189,8 @@ impl Error {
             Error::HashMismatch { .. } => "restore.hash_mismatch",
             Error::UnsafeName { .. } => "restore.unsafe_name",
             Error::ObjectNotFound { .. } => "storage.not_found",
+            Error::Corrupt { .. } => "verify.corrupt",
+            Error::MissingFromMirror { .. } => "verify.missing",
             Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }

@@ -119,9 +119,32 @@ pub struct JobResult {
     /// For a part message: which part this was.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub part: Option<PartReport>,
+    /// For a verify job: what the mirror holds, file by file.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verify: Option<VerifyCounts>,
     /// Messages the platform must put on the job queue (parts, continuations). Not reported.
     #[serde(skip)]
     pub follow_up: Vec<String>,
+}
+
+/// A verify job's findings. `corrupt` and `missing` fail the job (the backup cannot give
+/// those files back); `changed` and `extra` only say the mirror is behind the source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Files in the mirror read to the end.
+    pub checked: u64,
+    /// Their bytes match the stored MD5.
+    pub intact: u64,
+    /// Their bytes do not match the stored MD5 (error `verify.corrupt`).
+    pub corrupt: u64,
+    /// No stored MD5 to compare with (not written by this worker).
+    pub unverifiable: u64,
+    /// In the source, not in the mirror (error `verify.missing`).
+    pub missing: u64,
+    /// In the mirror, no longer in the source.
+    pub extra: u64,
+    /// In both, but the source changed since it was backed up.
+    pub changed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -158,6 +181,7 @@ impl JobResult {
             checks: Vec::new(),
             run: None,
             part: None,
+            verify: None,
             follow_up: Vec::new(),
         }
     }

@@ -444,7 +444,14 @@ async fn test_connection_checks_that_a_restore_target_is_writable() {
     assert_eq!(check.side, "target");
     assert_eq!(
         check.passed,
-        ["configuration", "connect", "handshake", "authenticate", "list", "write"]
+        [
+            "configuration",
+            "connect",
+            "handshake",
+            "authenticate",
+            "list",
+            "write"
+        ]
     );
     assert!(files_under(&writable).is_empty(), "the probe was removed");
 
@@ -457,5 +464,8 @@ async fn test_connection_checks_that_a_restore_target_is_writable() {
     assert_eq!(check.failed_step.as_deref(), Some("write"), "{r:#?}");
     let error = check.error.as_ref().unwrap();
     assert_eq!(error.code, "sftp.permission_denied");
-    assert!(error.message.contains(&read_only.display().to_string()), "{error:?}");
+    assert!(
+        error.message.contains(&read_only.display().to_string()),
+        "{error:?}"
+    );
 }

@@ -6,6 +6,7 @@ mod parts;
 mod restore;
 pub mod storages;
 mod test_connection;
+mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
     match message {
         JobMessage::Backup(job) => backup::run(job, ctx).await,
         JobMessage::Restore(job) => restore::run(job, ctx).await,
+        JobMessage::Verify(job) => verify::run(job, ctx).await,
         JobMessage::TestConnection(job) => test_connection::run(job, ctx.profiles).await,
     }
 }

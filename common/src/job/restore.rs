@@ -43,7 +43,7 @@ pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
 
 async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
     let filter = Filter::new(&job.include, &job.exclude)?.within(&job.paths)?;
-    let source = storages::mirror(ctx.profiles, &job.source)?;
+    let source = storages::mirror(ctx.profiles, &job.source, "source")?;
     let dest = storages::target(ctx.profiles, &job.target)?;
     let options = fit_options(&job.options, dest.as_ref())?;
     result.source = Some(source.describe());

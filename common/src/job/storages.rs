@@ -37,8 +37,9 @@ pub fn destination(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn De
 }
 
 /// A restore's or a verify's source: a mirror a backup wrote in Blob or Files.
-pub fn mirror(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn Source>> {
-    match azure(profiles, r, "source", "a restore source")? {
+/// `role`: where the message names it (`source` in a restore, `destination` in a verify).
+pub fn mirror(profiles: &Profiles, r: &DestinationRef, role: &str) -> Result<Arc<dyn Source>> {
+    match azure(profiles, r, role, "a mirror to read")? {
         Azure::Blob(blob) => Ok(blob),
         Azure::Files(files) => Ok(files),
     }

@@ -22,6 +22,9 @@ pub enum JobMessage {
     Backup(BackupJob),
     /// Copy files from a mirror a backup made back onto a storage (SFTP, or any other).
     Restore(RestoreJob),
+    /// Re-read a mirror and check every file against its stored MD5 (and, optionally, the
+    /// listing against the source). Writes nothing.
+    Verify(VerifyJob),
     /// Check that each named storage can be reached, authenticated against and used.
     TestConnection(TestConnectionJob),
 }
@@ -66,6 +69,30 @@ pub struct RestoreJob {
     /// Globs of paths to leave out; they win over `include` and `paths`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    #[serde(default)]
+    pub options: TransferOptions,
+}
+
+/// A verify job has the shape of the backup job it checks: copy the backup's message and
+/// change its `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyJob {
+    pub job_id: String,
+    /// The backup's source: required with `against_source`.
+    #[serde(default)]
+    pub source: Option<SourceRef>,
+    /// The mirror to verify: the backup's destination.
+    pub destination: DestinationRef,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Also compare with the source: files missing from the mirror, extra in it (deleted at
+    /// the source), or changed since (size and mtime; with `options.compare: hash`, MD5).
+    #[serde(default)]
+    pub against_source: bool,
+    /// `chunk_size` and `upload_concurrency` bound the memory used to read; `compare` as above.
     #[serde(default)]
     pub options: TransferOptions,
 }
@@ -245,7 +272,7 @@ impl JobMessage {
             None => {
                 return Err(Error::invalid_field(
                     "kind",
-                    "is required: `backup`, `restore` or `test_connection`",
+                    "is required: `backup`, `restore`, `verify` or `test_connection`",
                 ))
             }
         };
@@ -253,12 +280,13 @@ impl JobMessage {
         let message = match kind.as_str() {
             "backup" => JobMessage::Backup(from_value(rest)?),
             "restore" => JobMessage::Restore(from_value(rest)?),
+            "verify" => JobMessage::Verify(from_value(rest)?),
             "test_connection" => JobMessage::TestConnection(from_value(rest)?),
             other => {
                 return Err(Error::invalid_field(
                     "kind",
                     format!(
-                        "`{other}` is not a job kind: use `backup`, `restore` or `test_connection`"
+                        "`{other}` is not a job kind: use `backup`, `restore`, `verify` or `test_connection`"
                     ),
                 ))
             }
@@ -271,6 +299,7 @@ impl JobMessage {
         match self {
             JobMessage::Backup(b) => Some(&b.job_id),
             JobMessage::Restore(r) => Some(&r.job_id),
+            JobMessage::Verify(v) => Some(&v.job_id),
             JobMessage::TestConnection(t) => t.job_id.as_deref(),
         }
     }
@@ -279,6 +308,7 @@ impl JobMessage {
         match self {
             JobMessage::Backup(job) => job.validate(),
             JobMessage::Restore(job) => job.validate(),
+            JobMessage::Verify(job) => job.validate(),
             JobMessage::TestConnection(job) => {
                 if let Some(id) = &job.job_id {
                     validate_job_id(id)?;
@@ -377,6 +407,25 @@ impl RestoreJob {
         for (i, path) in self.paths.iter().enumerate() {
             paths::check_relative(&format!("paths[{i}]"), path)?;
         }
+        validate_globs(&self.include, &self.exclude)?;
+        self.options.validate()
+    }
+}
+
+impl VerifyJob {
+    pub fn validate(&self) -> Result<()> {
+        validate_job_id(&self.job_id)?;
+        match &self.source {
+            Some(source) => source.validate()?,
+            None if self.against_source => {
+                return Err(Error::invalid_field(
+                    "source",
+                    "is required with `against_source: true`: the backup's source to compare with",
+                ))
+            }
+            None => {}
+        }
+        self.destination.validate("destination")?;
         validate_globs(&self.include, &self.exclude)?;
         self.options.validate()
     }

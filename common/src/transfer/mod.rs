@@ -9,7 +9,7 @@ mod decide;
 pub mod filter;
 pub mod names;
 pub mod progress;
-mod reader;
+pub mod reader;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -498,16 +498,14 @@ impl FileCopier {
         if let Some(md5) = self.source.remote_md5(&self.root, &file.path).await? {
             return Ok(md5);
         }
-        let mut reader = ResumingReader::open(self.source.as_ref(), &self.root, &file.path).await?;
-        let mut md5 = Md5::new();
-        loop {
-            let _slot = self.take_slot().await?;
-            let chunk = reader.read_chunk(self.chunk_size).await?;
-            if chunk.is_empty() {
-                break;
-            }
-            md5.update(&chunk);
-        }
-        Ok(md5.finalize().into())
+        let read = reader::read_md5(
+            self.source.as_ref(),
+            &self.root,
+            &file.path,
+            self.chunk_size,
+            &self.budget,
+        )
+        .await?;
+        Ok(read.md5)
     }
 }

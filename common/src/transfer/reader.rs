@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
+use tokio::sync::Semaphore;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::{Source, SourceReader};
 
 /// Reopens in a row without a byte of progress before the error is final, and the first pause
@@ -80,4 +82,43 @@ impl<'a> ResumingReader<'a> {
             }
         }
     }
+}
+
+/// What reading a whole file told.
+pub struct ReadDigest {
+    pub md5: [u8; 16],
+    pub len: u64,
+    /// The MD5 the storage keeps for the file, if any (to compare with `md5`).
+    pub stored: Option<[u8; 16]>,
+}
+
+/// Read `root/path` to its end, `chunk_size` bytes at a time, each chunk inside one permit of
+/// `budget` (the job's memory), and hash it.
+pub async fn read_md5(
+    source: &dyn Source,
+    root: &str,
+    path: &str,
+    chunk_size: usize,
+    budget: &Semaphore,
+) -> Result<ReadDigest> {
+    let mut reader = ResumingReader::open(source, root, path).await?;
+    let mut md5 = Md5::new();
+    let mut len = 0;
+    loop {
+        let _slot = budget
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let chunk = reader.read_chunk(chunk_size).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        len += chunk.len() as u64;
+        md5.update(&chunk);
+    }
+    Ok(ReadDigest {
+        md5: md5.finalize().into(),
+        len,
+        stored: reader.stored_md5(),
+    })
 }
