@@ -9,6 +9,8 @@ use std::process::Command;
 use harness::stack::{pattern, write_file, Stack};
 
 const SAMPLE_TREE: &str = "/tmp/backup-worker-demo";
+/// Where the restore samples write (the SFTP login is another user: it must be writable).
+const RESTORED: &str = "/tmp/backup-worker-demo-restored";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -81,5 +83,53 @@ async fn main() -> anyhow::Result<()> {
     for (name, data) in files {
         println!("   {name} ({} bytes)", data.len());
     }
+
+    println!("\n== can we restore into {RESTORED}? (the target is checked for write permission)");
+    let _ = fs::remove_dir_all(RESTORED);
+    fs::create_dir_all(RESTORED)?;
+    fs::set_permissions(RESTORED, fs::Permissions::from_mode(0o777))?;
+    run("events/test-connection-restore-target.json")?;
+    println!("\n== restore the Blob mirror onto the SFTP server");
+    run("events/restore.json")?;
+    for (rel, same) in compare_trees(tree, Path::new(RESTORED))? {
+        println!("   {rel}: {}", if same { "identical" } else { "DIFFERENT" });
+    }
+    println!("\n== restore only `reports` from the Files mirror, replacing what is there");
+    run("events/restore-some-files.json")?;
+    println!("\n== verify the Blob mirror, and compare it with the source");
+    run("events/verify.json")?;
     Ok(())
+}
+
+/// Each file of `original` (bar the excluded `*.tmp`), and whether `restored` has the same
+/// bytes and mtime (to the second).
+fn compare_trees(original: &Path, restored: &Path) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    let mut pending = vec![original.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(original)?.to_path_buf();
+            if rel.extension().is_some_and(|e| e == "tmp") {
+                continue;
+            }
+            let copy = restored.join(&rel);
+            // SFTP carries mtimes in whole seconds.
+            let secs = |p: &Path| {
+                fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+            };
+            let same = fs::read(&path).ok() == fs::read(&copy).ok() && secs(&path) == secs(&copy);
+            out.push((rel.display().to_string(), same));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
