@@ -151,3 +151,93 @@ async fn a_killed_blob_upload_resumes_from_its_staged_blocks() {
         data.len() / (1024 * 1024)
     );
 }
+
+/// A restore killed mid-file (SIGKILL) leaves the old file whole under its name, never a
+/// half-written one; the next run removes the dead temporary and completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_restore_leaves_the_old_file_whole_and_the_next_run_completes() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = Stack::start();
+    stack.azurite.create_container("restore-kill").await;
+    let src = stack.source_dir("restore-kill-src");
+    let data = pattern(64 * 1024 * 1024, 13);
+    write_file(&src, "big.bin", &data);
+    let backup = format!(
+        r#"{{"kind": "backup", "job_id": "b", "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {{"storage": "archive", "container": "restore-kill"}}}}"#,
+        src.display()
+    );
+    let r = stack.run(&backup).await;
+    assert_eq!(r.files.copied, 1, "{r:#?}");
+
+    let target = stack.sshd.data_dir().join("restore-kill-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let old = b"the version that was here before the restore".to_vec();
+    std::fs::write(target.join("big.bin"), &old).unwrap();
+    std::fs::set_permissions(
+        target.join("big.bin"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let restore = format!(
+        r#"{{"kind": "restore", "job_id": "r",
+            "source": {{"storage": "archive", "container": "restore-kill"}},
+            "target": {{"storage": "office_nas", "path": "{}"}},
+            "options": {{"chunk_size": "256KiB", "upload_concurrency": 2}}}}"#,
+        target.display()
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_backup-worker"));
+    let temporaries = || -> Vec<(std::path::PathBuf, u64)> {
+        std::fs::read_dir(&target)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".bw-partial-"))
+            .map(|e| (e.path(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+            .collect()
+    };
+
+    let mut first = harness::runner::spawn(bin, &stack, &restore, &[("RUST_LOG", "warn")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !temporaries().iter().any(|(_, len)| *len > 4 * 1024 * 1024) {
+        assert!(
+            Instant::now() < deadline,
+            "the restore never started writing"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(
+        std::fs::read(target.join("big.bin")).unwrap(),
+        old,
+        "the old file is untouched"
+    );
+    let left = temporaries();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // A temporary nobody touched for an hour is a dead run's: the next run removes it.
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
+    std::fs::File::options()
+        .write(true)
+        .open(&left[0].0)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let out = harness::runner::run(bin, &stack, &restore, &[("RUST_LOG", "warn")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        std::fs::read(target.join("big.bin")).unwrap() == data,
+        "big.bin is the backup's"
+    );
+    assert!(temporaries().is_empty(), "the dead temporary was removed");
+}
