@@ -316,7 +316,7 @@ impl JobMessage {
                 if job.source.is_none() && job.destination.is_none() && job.target.is_none() {
                     return Err(Error::invalid_field(
                         "source",
-                        "`destination` or `target` is required: name at least one storage to test",
+                        "or `destination` or `target` is required: name at least one storage to test",
                     ));
                 }
                 if let Some(t) = &job.target {

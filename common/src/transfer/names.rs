@@ -10,6 +10,7 @@ use crate::storage::{Destination, RESERVED_DIR};
 /// A listed name must be a relative path that stays under the destination root. Our own
 /// listings never produce anything else, but a mirror's names are whatever was put in the
 /// container: `../x`, `/etc/x` or `a//b` would escape or be rewritten by a file system.
+/// (Characters a destination cannot store are its own `check_name`'s business.)
 pub fn check_stays_inside(path: &str) -> Result<()> {
     let refuse = |reason| {
         Err(Error::UnsafeName {
@@ -22,12 +23,6 @@ pub fn check_stays_inside(path: &str) -> Result<()> {
     }
     if path.starts_with('/') {
         return refuse("it is an absolute path");
-    }
-    if path.contains('\\') {
-        return refuse("it contains `\\`, a folder separator on some systems");
-    }
-    if path.chars().any(char::is_control) {
-        return refuse("it contains a control character");
     }
     for segment in path.split('/') {
         match segment {
@@ -101,10 +96,8 @@ mod tests {
             "/etc/passwd",
             "a//b",
             "a/./b",
-            "a\\b",
             "a/",
             "",
-            "a\nb",
         ] {
             let e = check_stays_inside(bad).expect_err(bad);
             assert_eq!(e.code(), "restore.unsafe_name", "{bad}");

@@ -55,7 +55,7 @@ async fn bad_messages_are_rejected_by_name_and_write_nothing() {
         ),
         (
             "unknown kind",
-            good.replace("\"backup\"", "\"restore\""),
+            good.replace("\"backup\"", "\"rewind\""),
             "message.invalid_field",
             "`kind`",
         ),

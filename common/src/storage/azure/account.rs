@@ -104,7 +104,7 @@ impl AccountConfig {
             return from_connection_string(p.storage(), cs.expose(), service, http);
         }
         if let Some(sas_url) = p.secret(OPT_SAS_URL) {
-            return from_sas_url(p, sas_url.expose(), http);
+            return from_sas_url(p, sas_url.expose(), service, http);
         }
         if p.secret(OPT_ACCOUNT_KEY).is_none() {
             if let Some(auth) = entra::from_profile(p, &http)? {
@@ -256,9 +256,15 @@ pub fn is_path_style(url: &Url) -> bool {
     }
 }
 
-fn from_sas_url(p: &Profile<'_>, text: &str, http: reqwest::Client) -> Result<AccountConfig> {
+fn from_sas_url(
+    p: &Profile<'_>,
+    text: &str,
+    service: Service,
+    http: reqwest::Client,
+) -> Result<AccountConfig> {
     let url = Url::parse(text.trim())
         .map_err(|e| p.invalid(OPT_SAS_URL, format!("is not a URL: {e}")))?;
+    check_sas_service(p, &url, service)?;
     let token = url.query().unwrap_or_default().to_string();
     if !token.contains("sig=") {
         return Err(p.invalid(
@@ -302,6 +308,32 @@ fn from_sas_url(p: &Profile<'_>, text: &str, http: reqwest::Client) -> Result<Ac
     })
 }
 
+/// A SAS URL names its service in the host (`acct.blob.core.windows.net`): one made for
+/// another service would send this storage's requests to the wrong place (and fail there
+/// with a confusing error), so it is refused, naming both.
+fn check_sas_service(p: &Profile<'_>, url: &Url, service: Service) -> Result<()> {
+    const SERVICES: [&str; 5] = ["blob", "file", "queue", "table", "dfs"];
+    let host = url.host_str().unwrap_or_default();
+    let Some(label) = host.split('.').nth(1).filter(|l| SERVICES.contains(l)) else {
+        return Ok(()); // an emulator or custom domain: nothing to tell from the host
+    };
+    if label == service.label() {
+        return Ok(());
+    }
+    let wanted = match service {
+        Service::Blob => "Azure Blob",
+        Service::File => "Azure Files",
+    };
+    Err(p.invalid(
+        OPT_SAS_URL,
+        format!(
+            "is for the {label} service (`{host}`), but this storage is {wanted}: make the SAS URL on the {} service (`<account>.{}.core.windows.net`)",
+            service.label(),
+            service.label()
+        ),
+    ))
+}
+
 /// Parse a connection string as the portal shows it. Errors say which part is missing.
 pub fn from_connection_string(
     storage: &str,
@@ -310,11 +342,18 @@ pub fn from_connection_string(
     http: reqwest::Client,
 ) -> Result<AccountConfig> {
     let mut parts = HashMap::new();
-    for piece in text.trim().split(';').filter(|s| !s.trim().is_empty()) {
+    for (i, piece) in text
+        .trim()
+        .split(';')
+        .filter(|s| !s.trim().is_empty())
+        .enumerate()
+    {
+        // The part itself is never quoted: it may be key material pasted in the wrong place.
         let (k, v) = piece.split_once('=').ok_or_else(|| {
             Error::ConnectionString(format!(
-                "storage `{storage}`: `{}` is not a Key=Value part; make sure the connection string is copied in full from the Azure Portal",
-                piece.chars().take(24).collect::<String>()
+                "storage `{storage}`: part {} ({} characters) is not a Key=Value part; make sure the connection string is copied in full from the Azure Portal",
+                i + 1,
+                piece.chars().count()
             ))
         })?;
         parts.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
@@ -450,7 +489,45 @@ mod tests {
             reqwest::Client::new(),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("EndpointSuf"), "{e}");
+        assert!(e.to_string().contains("part 3 (11 characters)"), "{e}");
+        // A key pasted where a part belongs is never echoed.
+        let key_like = "c2VjcmV0a2V5bWF0ZXJpYWxzZWNyZXRrZXk";
+        let e = from_connection_string(
+            "a",
+            &format!("AccountName=acct;{key_like}"),
+            Service::Blob,
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains(&key_like[..8]), "{e}");
+    }
+
+    #[test]
+    fn a_sas_url_for_another_service_is_refused() {
+        let vars = |url: &str| {
+            crate::config::Profiles::from_vars([
+                (
+                    "BACKUP_STORAGE_S_TYPE".to_string(),
+                    "azurefiles".to_string(),
+                ),
+                ("BACKUP_STORAGE_S_SAS_URL".to_string(), url.to_string()),
+            ])
+        };
+        let blob = "https://acct.blob.core.windows.net/c?sv=2024&sig=abc";
+        let profiles = vars(blob);
+        let p = profiles.profile("s").unwrap();
+        let e = AccountConfig::from_profile(&p, Service::File).unwrap_err();
+        assert_eq!(e.code(), "config.invalid_option");
+        let text = e.to_string();
+        assert!(
+            text.contains("blob service") && text.contains("Azure Files"),
+            "{text}"
+        );
+        assert!(!text.contains("sig=abc"), "{text}");
+        let profiles = vars("https://acct.file.core.windows.net/share?sv=2024&sig=abc");
+        let p = profiles.profile("s").unwrap();
+        assert!(AccountConfig::from_profile(&p, Service::File).is_ok());
+        assert!(AccountConfig::from_profile(&p, Service::Blob).is_err());
     }
 
     #[test]
