@@ -36,6 +36,7 @@ impl Prepared {
             options: &self.options,
             progress: ctx.progress.clone(),
             deadline,
+            memory: ctx.memory.clone(),
         }
     }
 }

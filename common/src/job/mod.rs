@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::config::Profiles;
 use crate::message::JobMessage;
 use crate::result::JobResult;
-use crate::transfer::{Deadline, Progress};
+use crate::transfer::{Deadline, MemoryBudget, Progress};
 
 /// How a job is being run.
 pub struct Run<'a> {
@@ -25,6 +25,8 @@ pub struct Run<'a> {
     pub fan_out: bool,
     /// When the platform stops this invocation (Lambda's deadline, the Functions timeout).
     pub deadline: Option<Deadline>,
+    /// The process's memory for file data: every job run here shares it.
+    pub memory: Arc<MemoryBudget>,
 }
 
 impl<'a> Run<'a> {
@@ -35,6 +37,7 @@ impl<'a> Run<'a> {
             progress,
             fan_out: false,
             deadline: None,
+            memory: MemoryBudget::process(),
         }
     }
 
@@ -49,6 +52,7 @@ impl<'a> Run<'a> {
             progress: Progress::new(),
             fan_out: true,
             deadline: deadline.map(|at| Deadline { at, margin }),
+            memory: MemoryBudget::process(),
         }
     }
 }

@@ -56,6 +56,7 @@ async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Res
         options: &options,
         progress: ctx.progress.clone(),
         deadline: if ctx.fan_out { ctx.deadline } else { None },
+        memory: ctx.memory.clone(),
     };
     let left_over = transfer::copy(plan, Input::Walk, None, result).await?;
     for message in hand_back(job, &left_over)? {

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{storages, Run};
@@ -15,7 +14,7 @@ use crate::message::{CompareMode, VerifyJob};
 use crate::result::{FileError, JobResult, VerifyCounts};
 use crate::storage::{ListItem, Source, SourceFile};
 use crate::transfer::reader::{read_md5, ReadDigest};
-use crate::transfer::{Filter, FILES_IN_FLIGHT};
+use crate::transfer::{ChunkSlots, Filter, FILES_IN_FLIGHT};
 
 /// What the mirror holds for a path, as read: its size, recorded mtime and the MD5 of its bytes.
 struct Held {
@@ -48,7 +47,7 @@ async fn execute(job: &VerifyJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
     if let Some((source, root)) = &source {
         result.source = Some(format!("{}{root}", source.describe()));
     }
-    let budget = Arc::new(Semaphore::new(job.options.upload_concurrency as usize));
+    let budget = ChunkSlots::new(job.options.upload_concurrency, ctx.memory.clone());
     let chunk = job.options.chunk_size.bytes() as usize;
     let held = check_mirror(mirror, &filter, chunk, budget.clone(), result).await?;
     if let Some((source, root)) = source {
@@ -73,7 +72,7 @@ async fn check_mirror(
     mirror: Arc<dyn Source>,
     filter: &Filter,
     chunk: usize,
-    budget: Arc<Semaphore>,
+    budget: ChunkSlots,
     result: &mut JobResult,
 ) -> Result<HashMap<String, Held>> {
     let mut items = mirror.list("").await?;
@@ -179,7 +178,7 @@ struct Compare<'a> {
     source: &'a dyn Source,
     root: &'a str,
     chunk: usize,
-    budget: &'a Semaphore,
+    budget: &'a ChunkSlots,
     by_hash: bool,
 }
 

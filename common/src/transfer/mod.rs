@@ -5,6 +5,7 @@
 //! slot and gives it back when the destination acknowledged it, so at most
 //! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
 
+pub mod budget;
 mod decide;
 pub mod filter;
 pub mod names;
@@ -24,6 +25,7 @@ use crate::message::TransferOptions;
 use crate::result::{FileError, JobResult};
 use crate::storage::{Destination, FileMeta, RemoteFile, Upload};
 use crate::storage::{ListItem, Source, SourceFile};
+pub use budget::{ChunkSlots, MemoryBudget};
 pub use decide::{decide, Decision};
 pub use filter::Filter;
 pub use names::NameGuard;
@@ -79,6 +81,8 @@ pub struct CopyPlan<'a> {
     pub progress: Arc<Progress>,
     /// When set, files not started before it comes near are handed back.
     pub deadline: Option<Deadline>,
+    /// The process's memory for file data, shared with every other job it runs.
+    pub memory: Arc<MemoryBudget>,
 }
 
 /// Copy the files of `input` that pass the plan's filter and differ from what the destination
@@ -98,6 +102,7 @@ pub async fn copy(
         options,
         progress,
         deadline,
+        memory,
     } = plan;
     let existing = match existing {
         Some(e) => e,
@@ -128,7 +133,7 @@ pub async fn copy(
         root: root.to_string(),
         chunk_size: options.chunk_size.bytes() as usize,
         max_stream_size: options.max_stream_size.bytes(),
-        budget: Arc::new(Semaphore::new(options.upload_concurrency as usize)),
+        budget: ChunkSlots::new(options.upload_concurrency, memory),
         progress: progress.clone(),
         deadline,
     });
@@ -263,8 +268,8 @@ struct FileCopier {
     root: String,
     chunk_size: usize,
     max_stream_size: u64,
-    /// One permit = one chunk of `chunk_size` bytes in memory.
-    budget: Arc<Semaphore>,
+    /// One slot = one chunk in memory (the job's share of the process budget).
+    budget: ChunkSlots,
     progress: Arc<Progress>,
     deadline: Option<Deadline>,
 }
@@ -321,12 +326,8 @@ impl FileCopier {
         }
     }
 
-    async fn take_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.budget
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))
+    async fn take_slot(&self, bytes: u64) -> Result<budget::ChunkSlot> {
+        self.budget.take(bytes).await
     }
 
     /// A file that fits in one chunk: one read, one request.
@@ -335,7 +336,7 @@ impl FileCopier {
         file: &SourceFile,
         reader: &mut ResumingReader<'_>,
     ) -> Result<Outcome> {
-        let _slot = self.take_slot().await?;
+        let _slot = self.take_slot(file.size).await?;
         let data = reader.read_chunk(file.size as usize).await?;
         self.expect_end(file, reader, data.len() as u64).await?;
         let meta = FileMeta {
@@ -378,8 +379,8 @@ impl FileCopier {
                     }
                     return Ok(false);
                 }
-                let slot = self.take_slot().await?;
                 let want = (file.size - read).min(self.chunk_size as u64) as usize;
+                let slot = self.take_slot(want as u64).await?;
                 let chunk = reader.read_chunk(want).await?;
                 if chunk.len() < want {
                     return Err(self.changed(file, read + chunk.len() as u64));

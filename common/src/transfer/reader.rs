@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
+use super::budget::ChunkSlots;
+use crate::error::Result;
+use crate::storage::{Source, SourceReader};
 use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
-use tokio::sync::Semaphore;
-
-use crate::error::{Error, Result};
-use crate::storage::{Source, SourceReader};
 
 /// Reopens in a row without a byte of progress before the error is final, and the first pause
 /// between them (doubling). A reopen that got further starts the count again: a link that
@@ -92,23 +91,20 @@ pub struct ReadDigest {
     pub stored: Option<[u8; 16]>,
 }
 
-/// Read `root/path` to its end, `chunk_size` bytes at a time, each chunk inside one permit of
-/// `budget` (the job's memory), and hash it.
+/// Read `root/path` to its end, `chunk_size` bytes at a time, each chunk inside one slot of
+/// `slots` (the job's memory), and hash it.
 pub async fn read_md5(
     source: &dyn Source,
     root: &str,
     path: &str,
     chunk_size: usize,
-    budget: &Semaphore,
+    slots: &ChunkSlots,
 ) -> Result<ReadDigest> {
     let mut reader = ResumingReader::open(source, root, path).await?;
     let mut md5 = Md5::new();
     let mut len = 0;
     loop {
-        let _slot = budget
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let _slot = slots.take(chunk_size as u64).await?;
         let chunk = reader.read_chunk(chunk_size).await?;
         if chunk.is_empty() {
             break;

@@ -116,7 +116,16 @@ async fn on_sqs(app: &App, batch: SqsEvent, deadline: Instant) -> SqsBatchRespon
         (id, result.needs_redelivery() || enqueued.is_err())
     });
     let mut response = SqsBatchResponse::default();
-    for (id, failed) in futures::future::join_all(jobs).await {
+    let results = futures::future::join_all(jobs).await;
+    // Every job of the batch drew its chunks from the one budget of this process.
+    let memory = backup_common::transfer::MemoryBudget::process();
+    tracing::info!(
+        jobs = results.len(),
+        memory_budget = memory.total(),
+        memory_peak = memory.peak(),
+        "batch finished"
+    );
+    for (id, failed) in results {
         if failed {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;

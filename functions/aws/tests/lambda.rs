@@ -314,3 +314,73 @@ async fn a_missing_secret_stops_the_function_at_start_naming_it() {
         "{logs}"
     );
 }
+
+/// Up to ten jobs run at once in one Lambda process: their chunks together stay inside the one
+/// memory budget of the process (here 4 MiB against 3 jobs × 16 chunks × 1 MiB asked for).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_job_batch_stays_within_one_memory_budget() {
+    let stack = Stack::start();
+    stack.azurite.create_container("budget").await;
+    let mut records = Vec::new();
+    let mut data = Vec::new();
+    for i in 0..3 {
+        let src = stack.source_dir(&format!("budget-{i}"));
+        let bytes = harness::stack::pattern(24 * 1024 * 1024, 40 + i);
+        write_file(&src, "big.bin", &bytes);
+        data.push(bytes);
+        let body = json!({
+            "kind": "backup", "job_id": format!("budget-{i}"),
+            "source": {"storage": "office_nas", "path": src},
+            "destination": {"storage": "archive", "container": "budget", "prefix": format!("job{i}")},
+            "options": {"chunk_size": "1MiB", "upload_concurrency": 16}
+        });
+        let mut record = single_record_event(&body.to_string())["Records"][0].clone();
+        record["messageId"] = json!(format!("m{i}"));
+        records.push(record);
+    }
+    let event = json!({ "Records": records });
+
+    let api = RuntimeApi::start();
+    let mut env: Vec<(String, String)> = stack.vars().into_iter().collect();
+    env.push(("BACKUP_MEMORY_BUDGET".into(), "4MiB".into()));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(api.function_env())
+        .envs(env)
+        .env("RUST_LOG", "info")
+        .stdout(log.reopen().unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start bootstrap");
+    let _function = KillOnDrop(child);
+    let id = api.invoke(&event, 120_000);
+    let outcome = api.outcome(&id, Duration::from_secs(120));
+    assert_eq!(outcome, Outcome::Response(json!({"batchItemFailures": []})));
+    for (i, bytes) in data.iter().enumerate() {
+        let stored = stack
+            .azurite
+            .read("budget", &format!("job{i}/big.bin"))
+            .await;
+        assert!(stored == *bytes, "job{i}/big.bin differs");
+    }
+
+    let logs = std::fs::read_to_string(log.path()).unwrap();
+    let batch = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "batch finished")
+        .unwrap_or_else(|| panic!("no `batch finished` line in {logs}"));
+    let (total, peak) = (
+        batch["memory_budget"].as_u64().unwrap(),
+        batch["memory_peak"].as_u64().unwrap(),
+    );
+    assert_eq!(total, 4 * 1024 * 1024, "{batch}");
+    assert!(peak <= total, "the jobs held {peak} bytes at once: {batch}");
+    assert!(
+        peak > total / 2,
+        "the budget was not what bounded them: {batch}"
+    );
+    println!("3 jobs, budget {total} bytes, peak held {peak} bytes");
+}
