@@ -324,3 +324,77 @@ async fn a_file_too_big_for_one_invocation_is_handed_back_mid_way_and_resumed() 
         .enumerate()
         .all(|(i, c)| c == harness::stack::pattern(1024 * 1024, i as u64)));
 }
+
+/// An incremental run in parts: the summary adds the planner's own counts (unchanged files,
+/// exclusions, links) to the parts', and a part delivered twice checks its files one by one at
+/// the destination (no listing of the whole tree), so the second delivery copies nothing.
+#[tokio::test]
+async fn an_incremental_run_in_parts_is_summarised_whole() {
+    let stack = Stack::start();
+    stack.azurite.create_container("incr").await;
+    let src = stack.source_dir("incr");
+    for i in 0..10 {
+        write_file(&src, &format!("f{i}.txt"), format!("file {i}").as_bytes());
+    }
+    let dest = r#"{"storage": "archive", "container": "incr", "prefix": "p"}"#;
+    let options = r#"{"part_max_files": 2}"#;
+    let first = drain(&stack, message(&src, dest, options), false).await;
+    assert!(first.iter().all(|r| r.status != JobStatus::Failed));
+
+    // Six files change; one new file is excluded; one link is not followed.
+    for i in 0..6 {
+        write_file(
+            &src,
+            &format!("f{i}.txt"),
+            format!("changed {i}!").as_bytes(),
+        );
+    }
+    write_file(&src, "scratch.tmp", b"left out");
+    std::os::unix::fs::symlink(src.join("f0.txt"), src.join("link")).unwrap();
+    let second =
+        message(&src, dest, options).replace(r#""options""#, r#""exclude": ["*.tmp"], "options""#);
+    let results = drain(&stack, second, true).await;
+    let planned = &results[0];
+    assert_eq!(planned.status, JobStatus::Planned, "{planned:#?}");
+    let run = planned.run.clone().unwrap();
+    assert_eq!(run.parts, 3, "six changed files in parts of two");
+
+    // The duplicated delivery of the first part found its files already there.
+    let first_part = &results[1].part.clone().unwrap();
+    let deliveries: Vec<&JobResult> = results
+        .iter()
+        .filter(|r| r.part.as_ref() == Some(first_part))
+        .collect();
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(
+        (deliveries[1].files.copied, deliveries[1].files.skipped),
+        (0, 2),
+        "{:#?}",
+        deliveries[1]
+    );
+
+    let summary: Value = serde_json::from_slice(
+        &stack
+            .azurite
+            .read(
+                "incr",
+                &format!("p/.backup-worker/runs/{}/summary.json", run.run_id),
+            )
+            .await,
+    )
+    .unwrap();
+    let files = &summary["files"];
+    assert_eq!(files["found"], 10, "{summary:#}");
+    assert_eq!(files["excluded"], 1, "{summary:#}");
+    assert_eq!(files["symlinks_skipped"], 1, "{summary:#}");
+    assert_eq!(files["failed"], 0, "{summary:#}");
+    let (copied, skipped) = (
+        files["copied"].as_u64().unwrap(),
+        files["skipped"].as_u64().unwrap(),
+    );
+    assert_eq!(copied + skipped, 10, "{summary:#}");
+    assert!(
+        skipped >= 4,
+        "the planner's unchanged files count: {summary:#}"
+    );
+}

@@ -9,7 +9,7 @@ use crate::message::{BackupJob, TransferOptions};
 use crate::result::{FileError, JobResult};
 use crate::storage::Destination;
 use crate::storage::Source;
-use crate::transfer::{self, CopyPlan, Deadline, Filter, Input};
+use crate::transfer::{self, CopyPlan, Deadline, Existing, Filter, Input};
 
 /// What every way of running a backup needs.
 pub(super) struct Prepared {
@@ -72,7 +72,7 @@ async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
         (None, false) => {
             // No queue to hand files back to: run to the end.
             let plan = prepared.copy_plan(&job.source.path, ctx, None);
-            transfer::copy(plan, Input::Walk, None, result).await?;
+            transfer::copy(plan, Input::Walk, Existing::List, result).await?;
             Ok(())
         }
     }

@@ -4,9 +4,10 @@
 //! Nothing lives in the functions: the run's state is beside the data, under
 //! `.backup-worker/runs/<run_id>/`:
 //!   plan.json                 what was planned
-//!   part-<i>[.rest-<t>].files.json   part file lists too big for a queue message
+//!   part-<i>[.rest-<d>].files.json  part file lists too big for a queue message
 //!   parts/<i>.json            a finished part's counts (written again on a duplicate delivery)
-//!   partial/<i>-<t>.json      counts of a part's slice that was done before a hand-back
+//!   partial/<i>-<d>.json      counts of a part's slice done before a hand-back (`d`: a digest
+//!                             of the part message, so a duplicate delivery rewrites it)
 //!   summary.json              totals, once every part has finished
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::message::{BackupJob, JobMessage, PartFile, PartSpec};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
 use crate::storage::{ListItem, SourceFile};
-use crate::transfer::{self, Decision, Input};
+use crate::transfer::{self, Decision, Existing, Input};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so
 /// messages fit any queue (SQS 256 KiB; Azure Queue 64 KiB after base64).
@@ -116,10 +117,13 @@ pub async fn plan(
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
         // One part's worth: copy it here (the engine counts these files).
         let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
-        let left = transfer::copy(plan, Input::Files(todo), Some(existing), result).await?;
+        let left =
+            transfer::copy(plan, Input::Files(todo), Existing::Listed(existing), result).await?;
         if !left.is_empty() {
-            // Out of time: the rest becomes a run of one part.
+            // Out of time: the rest becomes a run of one part; what was done here counts in it.
             let run_id = new_run_id(job);
+            let rest: u64 = left.iter().map(|f| f.size).sum();
+            record_plan(p, job, &run_id, 1, (left.len(), rest), result).await?;
             result.run = Some(RunReport {
                 run_id: run_id.clone(),
                 parts: 1,
@@ -139,15 +143,7 @@ pub async fn plan(
     );
     let run_id = new_run_id(job);
     let count = slices.len() as u32;
-    p.dest
-        .put_state(
-            &format!("runs/{run_id}/plan.json"),
-            json(&serde_json::json!({
-                "job_id": job.job_id, "run_id": run_id, "parts": count,
-                "files": todo.len(), "bytes": bytes, "planned_at_unix_ms": now_ms() as u64,
-            }))?,
-        )
-        .await?;
+    record_plan(p, job, &run_id, count, (todo.len(), bytes), result).await?;
     for (index, slice) in slices.iter().enumerate() {
         let spec = part_spec(p, &run_id, index as u32, count, slice, "").await?;
         result.follow_up.push(part_message(job, spec)?);
@@ -161,6 +157,58 @@ pub async fn plan(
     });
     tracing::info!(job_id = %job.job_id, %run_id, parts = count, files = todo.len(), bytes, "job planned");
     Ok(())
+}
+
+/// What the planner decided, and its own counts (files skipped as unchanged, excluded, links,
+/// failures while listing): the summary adds them to the parts'.
+#[derive(Debug, Serialize, Deserialize)]
+struct PlanRecord {
+    job_id: String,
+    run_id: String,
+    parts: u32,
+    /// Files and bytes given to the parts.
+    files: usize,
+    bytes: u64,
+    planned_at_unix_ms: u64,
+    counts: PartCounts,
+}
+
+async fn record_plan(
+    p: &Prepared,
+    job: &BackupJob,
+    run_id: &str,
+    parts: u32,
+    (files, bytes): (usize, u64),
+    result: &JobResult,
+) -> Result<()> {
+    let record = PlanRecord {
+        job_id: job.job_id.clone(),
+        run_id: run_id.to_string(),
+        parts,
+        files,
+        bytes,
+        planned_at_unix_ms: now_ms() as u64,
+        counts: PartCounts {
+            files: result.files.clone(),
+            bytes: result.bytes.clone(),
+            errors: result.errors.clone(),
+        },
+    };
+    p.dest
+        .put_state(&format!("runs/{run_id}/plan.json"), json(&record)?)
+        .await
+}
+
+/// A short, stable name for `value`: a duplicate delivery of one message writes the same
+/// markers and hands back the same rest, so nothing is counted twice.
+fn digest(value: &impl Serialize) -> Result<String> {
+    use md5::Digest;
+    let bytes = json(value)?;
+    Ok(md5::Md5::digest(&bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn new_run_id(job: &BackupJob) -> String {
@@ -249,7 +297,7 @@ pub async fn run_part(
     };
     let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
     let files = Input::Files(files.into_iter().map(to_source).collect());
-    let left = transfer::copy(plan, files, None, result).await?;
+    let left = transfer::copy(plan, files, Existing::PerFile, result).await?;
     let run = &part.run_id;
     let counts = PartCounts {
         files: result.files.clone(),
@@ -257,10 +305,11 @@ pub async fn run_part(
         errors: result.errors.clone(),
     };
     if !left.is_empty() {
-        let tag = format!(".rest-{}", now_ms());
+        let rest: Vec<PartFile> = left.iter().map(to_part).collect();
+        let tag = format!(".rest-{}", digest(&rest)?);
         p.dest
             .put_state(
-                &format!("runs/{run}/partial/{}-{}.json", part.index, now_ms()),
+                &format!("runs/{run}/partial/{}-{}.json", part.index, digest(part)?),
                 json(&counts)?,
             )
             .await?;
@@ -310,6 +359,11 @@ async fn summarise(
         bytes: ByteCounts::default(),
         errors: Vec::new(),
     };
+    if let Some(data) = p.dest.get_state(&format!("runs/{run}/plan.json")).await? {
+        let plan: PlanRecord = serde_json::from_slice(&data)
+            .map_err(|e| Error::Internal(format!("runs/{run}/plan.json is unreadable: {e}")))?;
+        add(&mut total, plan.counts);
+    }
     let partial = p.dest.list_state(&format!("runs/{run}/partial")).await?;
     let names = done
         .iter()
@@ -321,17 +375,24 @@ async fn summarise(
         };
         let c: PartCounts = serde_json::from_slice(&data)
             .map_err(|e| Error::Internal(format!("{name} is unreadable: {e}")))?;
-        total.files.found += c.files.found;
-        total.files.copied += c.files.copied;
-        total.files.skipped += c.files.skipped;
-        total.files.failed += c.files.failed;
-        total.bytes.copied += c.bytes.copied;
-        total.bytes.skipped += c.bytes.skipped;
-        total.bytes.resumed += c.bytes.resumed;
-        total.errors.extend(c.errors);
+        add(&mut total, c);
     }
     total.errors.truncate(SUMMARY_ERRORS);
     Ok(total)
+}
+
+fn add(total: &mut Summary, c: PartCounts) {
+    let (f, b) = (&mut total.files, &mut total.bytes);
+    f.found += c.files.found;
+    f.copied += c.files.copied;
+    f.skipped += c.files.skipped;
+    f.failed += c.files.failed;
+    f.excluded += c.files.excluded;
+    f.symlinks_skipped += c.files.symlinks_skipped;
+    b.copied += c.bytes.copied;
+    b.skipped += c.bytes.skipped;
+    b.resumed += c.bytes.resumed;
+    total.errors.extend(c.errors);
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::message::{JobMessage, RestoreJob};
 use crate::result::{FileError, JobResult};
 use crate::storage::SourceFile;
-use crate::transfer::{self, CopyPlan, Filter, Input};
+use crate::transfer::{self, CopyPlan, Existing, Filter, Input};
 
 /// The bytes of `paths` one follow-up message may carry (queues take 64 KiB after base64).
 const FOLLOW_UP_PATHS_BYTES: usize = 32 * 1024;
@@ -58,7 +58,7 @@ async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Res
         deadline: if ctx.fan_out { ctx.deadline } else { None },
         memory: ctx.memory.clone(),
     };
-    let left_over = transfer::copy(plan, Input::Walk, None, result).await?;
+    let left_over = transfer::copy(plan, Input::Walk, Existing::List, result).await?;
     for message in hand_back(job, &left_over)? {
         result.follow_up.push(message);
     }

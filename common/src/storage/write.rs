@@ -87,6 +87,10 @@ pub trait Destination: Send + Sync {
         Ok(())
     }
 
+    /// What the destination holds for one path (`None`: nothing): how a part of a big job
+    /// checks its files one by one instead of listing the whole destination again.
+    async fn stat(&self, path: &str) -> Result<Option<RemoteFile>>;
+
     /// Files under the job's prefix, keyed by path relative to the prefix.
     async fn list(&self) -> Result<HashMap<String, RemoteFile>>;
 

@@ -49,6 +49,16 @@ enum Outcome {
     HandedBack,
 }
 
+/// What the destination holds, for the copy-or-skip decision.
+pub enum Existing {
+    /// List it now (a whole tree is being copied).
+    List,
+    /// Listed already (by the planner).
+    Listed(HashMap<String, RemoteFile>),
+    /// Ask file by file (a part: its files are a slice of a big tree).
+    PerFile,
+}
+
 /// What to copy: everything found by walking the root, or a list made earlier (a part).
 pub enum Input {
     Walk,
@@ -91,7 +101,7 @@ pub struct CopyPlan<'a> {
 pub async fn copy(
     plan: CopyPlan<'_>,
     input: Input,
-    existing: Option<HashMap<String, RemoteFile>>,
+    existing: Existing,
     result: &mut JobResult,
 ) -> Result<Vec<SourceFile>> {
     let CopyPlan {
@@ -105,12 +115,16 @@ pub async fn copy(
         memory,
     } = plan;
     let existing = match existing {
-        Some(e) => e,
-        None => dest.list().await?,
+        Existing::List => Some(dest.list().await?),
+        Existing::Listed(listed) => Some(listed),
+        Existing::PerFile => None,
     };
-    let removed = dest.clean_up_incomplete().await?;
-    if removed > 0 {
-        tracing::info!(removed, "removed temporaries of interrupted runs");
+    if existing.is_some() {
+        // Temporaries the listing found that nobody has touched for long.
+        let removed = dest.clean_up_incomplete().await?;
+        if removed > 0 {
+            tracing::info!(removed, "removed temporaries of interrupted runs");
+        }
     }
     let mut items = match input {
         Input::Walk => source.list(root).await?,
@@ -176,7 +190,17 @@ pub async fn copy(
             result.errors.push(FileError::new(Some(file.path), &e));
             continue;
         }
-        let remote = existing.get(&file.path).cloned();
+        let remote = match &existing {
+            Some(listed) => listed.get(&file.path).cloned(),
+            None => match copier.dest.stat(&file.path).await {
+                Ok(remote) => remote,
+                Err(e) => {
+                    result.files.failed += 1;
+                    result.errors.push(FileError::new(Some(file.path), &e));
+                    continue;
+                }
+            },
+        };
         let decision = decide(&file, remote.as_ref(), options);
         if decision == Decision::Skip {
             result.files.skipped += 1;

@@ -307,6 +307,15 @@ impl Destination for BlobDestination {
         .await
     }
 
+    async fn stat(&self, path: &str) -> Result<Option<RemoteFile>> {
+        let props = self.reads().properties(&self.blob_name(path)).await?;
+        Ok(props.map(|p| RemoteFile {
+            size: p.size,
+            source_mtime: p.recorded_mtime,
+            md5: p.md5,
+        }))
+    }
+
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
         let what = format!("container {}", self.container);
         let list_prefix = if self.prefix.is_empty() {

@@ -26,10 +26,13 @@ use crate::storage::read::{RangeRead, RangedReader};
 use crate::storage::{join, Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
 /// What a blob holds, as a reader needs it.
-struct Properties {
-    size: u64,
-    mtime: i64,
-    md5: Option<[u8; 16]>,
+pub(super) struct Properties {
+    pub size: u64,
+    /// The source's mtime recorded at backup, else when the blob was last written.
+    pub mtime: i64,
+    /// The source's mtime recorded at backup only.
+    pub recorded_mtime: Option<i64>,
+    pub md5: Option<[u8; 16]>,
 }
 
 /// Everything needed to read blobs of one container, cheap to clone into a reader.
@@ -62,7 +65,7 @@ impl BlobReads {
     }
 
     /// `None` when there is no such blob.
-    async fn properties(&self, name: &str) -> Result<Option<Properties>> {
+    pub(super) async fn properties(&self, name: &str) -> Result<Option<Properties>> {
         let props = match self.client(name)?.get_properties(None).await {
             Ok(p) => p,
             Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
@@ -70,9 +73,11 @@ impl BlobReads {
         };
         let metadata = props.metadata().unwrap_or_default();
         let modified = props.last_modified().ok().flatten();
+        let recorded = metadata.get(META_SOURCE_MTIME);
         Ok(Some(Properties {
             size: props.content_length().ok().flatten().unwrap_or(0),
-            mtime: mtime_of(metadata.get(META_SOURCE_MTIME), modified),
+            mtime: mtime_of(recorded, modified),
+            recorded_mtime: recorded.and_then(|v| v.parse().ok()),
             md5: props
                 .content_md5()
                 .ok()

@@ -173,6 +173,15 @@ impl Destination for FilesDestination {
         .await
     }
 
+    async fn stat(&self, path: &str) -> Result<Option<RemoteFile>> {
+        let props = self.client.properties(&self.full(path)).await?;
+        Ok(props.map(|p| RemoteFile {
+            size: p.size,
+            source_mtime: p.last_write,
+            md5: p.md5,
+        }))
+    }
+
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
         let mut found = HashMap::new();
         let mut stale = Vec::new();

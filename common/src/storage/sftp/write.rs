@@ -174,6 +174,15 @@ impl Destination for SftpDestination {
         write.await.map_err(CheckFailure::at(Step::Write))
     }
 
+    async fn stat(&self, path: &str) -> Result<Option<RemoteFile>> {
+        let stat = self.reads.stat(&self.root, path).await?;
+        Ok(stat.map(|(size, mtime)| RemoteFile {
+            size,
+            source_mtime: Some(mtime),
+            md5: None,
+        }))
+    }
+
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
         let mut items = match self.reads.list(&self.root).await {
             Ok(items) => items,
