@@ -1,0 +1,228 @@
+//! One behaviour suite for every storage (SFTP, Azure Blob, Azure Files), through the two sides
+//! of the object layer only (`Destination` writes, `Source` reads), on real servers: sizes around
+//! the chunk edges written in any chunk order, odd names, overwrite, nothing visible before
+//! commit, abort leaves nothing, listing, stat and read back (whole and from an offset).
+
+use std::sync::Arc;
+
+use backup_common::job::storages;
+use backup_common::message::{DestinationRef, SourceRef, TargetRef};
+use backup_common::storage::{Destination, FileMeta, ListItem, Source};
+use bytes::{Bytes, BytesMut};
+use harness::stack::{pattern, Stack};
+use md5::{Digest, Md5};
+
+const CHUNK: usize = 256 * 1024;
+const MTIME: i64 = 1_700_000_000;
+
+/// The two sides of one storage, rooted at the same place (`root` is what `Source` calls take).
+struct Storage {
+    write: Arc<dyn Destination>,
+    read: Arc<dyn Source>,
+    root: String,
+}
+
+async fn blob(stack: &Stack) -> Storage {
+    stack.azurite.create_container("behaviour").await;
+    azure(stack, "archive", Some("behaviour"), None)
+}
+
+fn files(stack: &Stack) -> Storage {
+    stack.files.create_share("behaviour");
+    azure(stack, "fileshare", None, Some("behaviour"))
+}
+
+fn azure(stack: &Stack, storage: &str, container: Option<&str>, share: Option<&str>) -> Storage {
+    let profiles = stack.profiles();
+    let place = DestinationRef {
+        storage: storage.into(),
+        container: container.map(str::to_string),
+        share: share.map(str::to_string),
+        prefix: "suite".into(),
+    };
+    Storage {
+        write: storages::destination(&profiles, &place).unwrap(),
+        read: storages::mirror(&profiles, &place, "source").unwrap(),
+        root: String::new(),
+    }
+}
+
+fn sftp(stack: &Stack) -> Storage {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = stack.sshd.data_dir().join("behaviour");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let profiles = stack.profiles();
+    let root = dir.display().to_string();
+    let target = TargetRef {
+        storage: "office_nas".into(),
+        path: Some(root.clone()),
+        container: None,
+        share: None,
+        prefix: String::new(),
+    };
+    let source = SourceRef {
+        storage: "office_nas".into(),
+        path: root.clone(),
+    };
+    Storage {
+        write: storages::target(&profiles, &target).unwrap(),
+        read: storages::source(&profiles, &source).unwrap(),
+        root,
+    }
+}
+
+fn meta(data: &[u8]) -> FileMeta {
+    FileMeta {
+        size: data.len() as u64,
+        mtime: MTIME,
+        md5: Md5::digest(data).into(),
+    }
+}
+
+/// Write `data` as the engine does: one request when it fits a chunk, else staged chunks, put
+/// last to first (any order must do), then committed.
+async fn write(s: &Storage, path: &str, data: &[u8]) {
+    if data.len() <= CHUNK {
+        let bytes = Bytes::copy_from_slice(data);
+        s.write.put_small(path, bytes, &meta(data)).await.unwrap();
+        return;
+    }
+    let before = s.write.stat(path).await.unwrap();
+    let upload = s
+        .write
+        .start_upload(path, data.len() as u64, MTIME, CHUNK as u64)
+        .await
+        .unwrap();
+    let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
+    for (i, chunk) in chunks.iter().enumerate().rev() {
+        let md5: [u8; 16] = Md5::digest(chunk).into();
+        let bytes = Bytes::copy_from_slice(chunk);
+        upload
+            .put_chunk(i as u64, (i * CHUNK) as u64, bytes, md5)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.write.stat(path).await.unwrap(),
+        before,
+        "{path}: the new version is visible before commit"
+    );
+    upload
+        .commit(chunks.len() as u64, &meta(data))
+        .await
+        .unwrap();
+}
+
+async fn read(s: &Storage, path: &str, offset: u64) -> Vec<u8> {
+    let mut reader = s.read.open(&s.root, path, offset).await.unwrap();
+    let mut buf = BytesMut::new();
+    loop {
+        let before = buf.len();
+        reader.read_into(&mut buf, before + CHUNK).await.unwrap();
+        if buf.len() == before {
+            return buf.to_vec();
+        }
+    }
+}
+
+async fn listing(s: &Storage) -> Vec<(String, u64)> {
+    let mut items = s.read.list(&s.root).await.unwrap();
+    let mut found = Vec::new();
+    while let Some(item) = items.recv().await {
+        if let ListItem::File(f) = item {
+            found.push((f.path, f.size));
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn behaves(s: Storage) {
+    let sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12_345];
+    let mut expected = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let path = format!("sizes/{size}.bin");
+        let data = pattern(*size, i as u64 + 1);
+        write(&s, &path, &data).await;
+        assert!(read(&s, &path, 0).await == data, "{path} read back");
+        let stat = s
+            .write
+            .stat(&path)
+            .await
+            .unwrap()
+            .expect("stat after commit");
+        assert_eq!(
+            (stat.size, stat.source_mtime),
+            (*size as u64, Some(MTIME)),
+            "{path}"
+        );
+        assert_eq!(
+            s.read.stat(&s.root, &path).await.unwrap(),
+            Some((*size as u64, MTIME))
+        );
+        expected.push((path, *size as u64));
+    }
+    // A read from an offset (how a broken read resumes).
+    let big = pattern(3 * CHUNK + 12_345, 6);
+    let from = CHUNK as u64 + 7;
+    let path = format!("sizes/{}.bin", big.len());
+    assert!(
+        read(&s, &path, from).await == big[from as usize..],
+        "ranged read"
+    );
+
+    for name in [
+        "ünïcødé/naïve café.txt",
+        "with space/a b + c&d [1].txt",
+        "%20literal.txt",
+        "deep/a/b/c/d/e.txt",
+    ] {
+        write(&s, name, name.as_bytes()).await;
+        assert_eq!(read(&s, name, 0).await, name.as_bytes(), "{name}");
+        expected.push((name.to_string(), name.len() as u64));
+    }
+
+    // Overwrite: the second version wins, whole.
+    write(&s, "over.bin", &pattern(2 * CHUNK + 1, 7)).await;
+    let second = pattern(CHUNK + 3, 8);
+    write(&s, "over.bin", &second).await;
+    assert!(read(&s, "over.bin", 0).await == second, "overwritten");
+    expected.push(("over.bin".into(), second.len() as u64));
+
+    // Abort: nothing under the name, no temporary in the listing.
+    let upload = s
+        .write
+        .start_upload("aborted.bin", 2 * CHUNK as u64, MTIME, CHUNK as u64)
+        .await
+        .unwrap();
+    let chunk = pattern(CHUNK, 9);
+    let md5: [u8; 16] = Md5::digest(&chunk).into();
+    upload
+        .put_chunk(0, 0, Bytes::from(chunk), md5)
+        .await
+        .unwrap();
+    upload.abort().await;
+    assert!(s.write.stat("aborted.bin").await.unwrap().is_none());
+
+    expected.sort();
+    assert_eq!(listing(&s).await, expected, "exactly what was committed");
+}
+
+#[tokio::test]
+async fn blob_behaves() {
+    let stack = Stack::start();
+    behaves(blob(&stack).await).await;
+}
+
+#[tokio::test]
+async fn files_behaves() {
+    let stack = Stack::start();
+    behaves(files(&stack)).await;
+}
+
+#[tokio::test]
+async fn sftp_behaves() {
+    let stack = Stack::start();
+    behaves(sftp(&stack)).await;
+}
