@@ -99,7 +99,8 @@ pub(super) fn fit_options(
     options: &TransferOptions,
     dest: &dyn Destination,
 ) -> Result<TransferOptions> {
-    if let Some(max) = dest.max_chunk_size() {
+    let capability = dest.capability();
+    if let Some(max) = capability.max_chunk {
         if options.chunk_size.bytes() > max {
             return Err(Error::invalid_field(
                 "options.chunk_size",
@@ -112,7 +113,7 @@ pub(super) fn fit_options(
             ));
         }
     }
-    Ok(cap_concurrency(options, dest.max_parallel_requests()))
+    Ok(cap_concurrency(options, capability.max_parallel_requests))
 }
 
 /// The profile's `MAX_CONNECTIONS` caps the chunks in flight (and so the memory budget too).

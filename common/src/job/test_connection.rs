@@ -58,7 +58,7 @@ async fn check_destination(
             check.target = Some(dest.describe());
             check.pass(Step::Configuration);
             let outcome = dest.check().await;
-            check.record(dest.check_steps(), outcome.err());
+            check.record(dest.capability().check_steps, outcome.err());
         }
     }
     check

@@ -13,4 +13,6 @@ pub mod sftp;
 pub mod write;
 
 pub use read::{join, ListItem, Source, SourceFile, SourceReader};
-pub use write::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+pub use write::{
+    Capability, CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR,
+};

@@ -32,6 +32,23 @@ pub fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a storage's write side can do. One value per storage instead of a default method per
+/// trait: a new storage states all of it at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Capability {
+    /// The largest chunk one request may carry (Azure Files: 4 MiB), if capped.
+    pub max_chunk: Option<u64>,
+    /// A cap on parallel requests the storage's profile sets (Blob's `MAX_CONNECTIONS`).
+    pub max_parallel_requests: Option<u32>,
+    /// Staged chunks survive an interrupted attempt and can be resumed
+    /// ([`Upload::resumable_chunks`]); otherwise a failed upload is aborted.
+    pub resumable_staging: bool,
+    /// Two names that differ only in case are one file (Azure Files).
+    pub names_ignore_case: bool,
+    /// The steps `check` runs, in order (an SFTP target has a handshake; Azure has none).
+    pub check_steps: &'static [crate::check::Step],
+}
+
 /// Folder beside the data for the worker's own state; never listed or copied as data.
 pub const RESERVED_DIR: &str = ".backup-worker";
 
@@ -62,25 +79,8 @@ pub trait Destination: Send + Sync {
     /// (without leaving anything visible). The first failing step ends the check.
     async fn check(&self) -> std::result::Result<(), CheckFailure>;
 
-    /// The steps `check` runs, in order (an SFTP target has a handshake; Azure has none).
-    fn check_steps(&self) -> &'static [crate::check::Step] {
-        &crate::check::DESTINATION_STEPS
-    }
-
-    /// The largest chunk one request may carry, if the service caps it.
-    fn max_chunk_size(&self) -> Option<u64> {
-        None
-    }
-
-    /// A cap on parallel requests the storage's profile sets (Blob's `MAX_CONNECTIONS`).
-    fn max_parallel_requests(&self) -> Option<u32> {
-        None
-    }
-
-    /// Whether two names that differ only in case are one file here (Azure Files).
-    fn names_ignore_case(&self) -> bool {
-        false
-    }
+    /// What this storage can and cannot do, in one value (the engine plans by it).
+    fn capability(&self) -> Capability;
 
     /// Whether `path` (relative to the prefix) can be stored under exactly that name.
     fn check_name(&self, _path: &str) -> Result<()> {
@@ -155,11 +155,6 @@ pub trait Upload: Send + Sync {
         _md5: [u8; 16],
     ) -> Result<bool> {
         Ok(false)
-    }
-
-    /// Whether staged chunks survive an interrupted attempt for [`Upload::resumable_chunks`].
-    fn can_resume(&self) -> bool {
-        false
     }
 
     /// Chunk `index` holds the file's bytes from `offset`.

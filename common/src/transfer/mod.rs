@@ -475,7 +475,7 @@ impl FileCopier {
     /// End an upload without publishing it: keep its staged chunks for a later attempt when
     /// `keep` and the destination can resume, else remove them.
     async fn stop(&self, upload: &dyn Upload, keep: bool) {
-        if keep && upload.can_resume() {
+        if keep && self.dest.capability().resumable_staging {
             upload.release().await;
         } else {
             upload.abort().await;

@@ -45,7 +45,7 @@ pub struct NameGuard {
 impl NameGuard {
     pub fn new(dest: &dyn Destination) -> Self {
         NameGuard {
-            folded: dest.names_ignore_case().then(HashMap::new),
+            folded: dest.capability().names_ignore_case.then(HashMap::new),
         }
     }
 

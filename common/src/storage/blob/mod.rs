@@ -30,8 +30,10 @@ use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::signing::SigningPolicy;
 use super::azure::url_path::push_segments;
 use super::azure::{AccountConfig, FIRST_BACKOFF, REQUEST_ATTEMPTS};
+use super::write::Capability;
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::check::Step;
+use crate::check::DESTINATION_STEPS;
 use crate::error::{redact_url, Error, Result};
 pub use config::BlobConfig;
 use upload::{BlobUpload, BlockNaming};
@@ -284,8 +286,14 @@ impl Destination for BlobDestination {
         )
     }
 
-    fn max_parallel_requests(&self) -> Option<u32> {
-        self.cfg.max_connections
+    fn capability(&self) -> Capability {
+        Capability {
+            max_chunk: None,
+            max_parallel_requests: self.cfg.max_connections,
+            resumable_staging: true,
+            names_ignore_case: false,
+            check_steps: &DESTINATION_STEPS,
+        }
     }
 
     fn check_name(&self, path: &str) -> Result<()> {

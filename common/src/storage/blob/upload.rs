@@ -92,10 +92,6 @@ impl BlobUpload {
 
 #[async_trait]
 impl Upload for BlobUpload {
-    fn can_resume(&self) -> bool {
-        true
-    }
-
     async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
         let list = match self
             .client

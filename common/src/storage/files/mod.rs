@@ -23,8 +23,10 @@ use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
+use super::write::Capability;
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::check::Step;
+use crate::check::DESTINATION_STEPS;
 use crate::error::{Error, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
@@ -120,12 +122,14 @@ impl Destination for FilesDestination {
         )
     }
 
-    fn max_chunk_size(&self) -> Option<u64> {
-        Some(MAX_RANGE)
-    }
-
-    fn names_ignore_case(&self) -> bool {
-        true
+    fn capability(&self) -> Capability {
+        Capability {
+            max_chunk: Some(MAX_RANGE),
+            max_parallel_requests: None,
+            resumable_staging: true,
+            names_ignore_case: true,
+            check_steps: &DESTINATION_STEPS,
+        }
     }
 
     fn check_name(&self, path: &str) -> Result<()> {

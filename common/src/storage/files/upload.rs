@@ -107,10 +107,6 @@ impl FilesUpload {
 
 #[async_trait]
 impl Upload for FilesUpload {
-    fn can_resume(&self) -> bool {
-        true
-    }
-
     /// The chunks the claimed temporary holds written ranges for (List Ranges).
     async fn resumable_chunks(&self) -> Result<HashSet<u64>> {
         if !self.resuming || self.chunk_size == 0 {

@@ -22,7 +22,7 @@ use super::{with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, Result};
-use crate::storage::write::{random_hex, TEMP_PREFIX};
+use crate::storage::write::{random_hex, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, ListItem, RemoteFile, Source, Upload, RESERVED_DIR,
 };
@@ -141,8 +141,15 @@ impl Destination for SftpDestination {
         format!("{}{}", self.reads.describe(), self.root)
     }
 
-    fn check_steps(&self) -> &'static [Step] {
-        &crate::check::SFTP_TARGET_STEPS
+    fn capability(&self) -> Capability {
+        Capability {
+            max_chunk: None,
+            max_parallel_requests: None,
+            // Each attempt writes its own temporary: a failed one is removed, not resumed.
+            resumable_staging: false,
+            names_ignore_case: false,
+            check_steps: &crate::check::SFTP_TARGET_STEPS,
+        }
     }
 
     fn check_name(&self, path: &str) -> Result<()> {
