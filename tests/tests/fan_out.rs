@@ -398,3 +398,57 @@ async fn an_incremental_run_in_parts_is_summarised_whole() {
         "the planner's unchanged files count: {summary:#}"
     );
 }
+
+/// A big restore fans out like a backup: planned into parts on the queue, each part (one of
+/// them delivered twice) restores its files, the last writes the summary in the target.
+#[tokio::test]
+async fn a_big_restore_is_planned_into_parts() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = Stack::start();
+    stack.files.create_share("restore-parts");
+    let src = stack.source_dir("restore-parts");
+    for i in 0..7 {
+        write_file(
+            &src,
+            &format!("d{}/f{i}.txt", i % 2),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let dest = r#"{"storage": "fileshare", "share": "restore-parts", "prefix": "m"}"#;
+    let backup = drain(&stack, message(&src, dest, "{}"), false).await;
+    assert_eq!(backup[0].files.copied, 7, "{:#?}", backup[0]);
+
+    let target = stack.sshd.data_dir().join("restore-parts-target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let restore = format!(
+        r#"{{"kind": "restore", "job_id": "big-restore",
+            "source": {{"storage": "fileshare", "share": "restore-parts", "prefix": "m"}},
+            "target": {{"storage": "office_nas", "path": "{}"}},
+            "options": {{"part_max_files": 2}}}}"#,
+        target.display()
+    );
+    let results = drain(&stack, restore, true).await;
+    let planned = &results[0];
+    assert_eq!(planned.status, JobStatus::Planned, "{planned:#?}");
+    let run = planned.run.clone().unwrap();
+    assert_eq!(run.parts, 4);
+    assert_eq!(results.len(), 6, "four parts, one delivered twice");
+    assert!(results[1..]
+        .iter()
+        .all(|r| r.kind == "restore" && r.status == JobStatus::Succeeded));
+    for i in 0..7 {
+        let rel = format!("d{}/f{i}.txt", i % 2);
+        assert_eq!(
+            std::fs::read(target.join(&rel)).unwrap(),
+            format!("file {i}").as_bytes()
+        );
+    }
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(target.join(format!(".backup-worker/runs/{}/summary.json", run.run_id)))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["files"]["found"], 7, "{summary:#}");
+    assert_eq!(summary["files"]["failed"], 0, "{summary:#}");
+}

@@ -1,4 +1,4 @@
-//! Big jobs on a queue. A job is planned once (list the source, keep what changed, split it
+//! Big jobs on a queue (backups and restores alike). A job is planned once (list the source, keep what changed, split it
 //! into parts bounded by `part_max_files` and `part_max_bytes`), its parts go back on the queue
 //! for any instance to take, and the part that finds every other part done writes the summary.
 //! Nothing lives in the functions: the run's state is beside the data, under
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::backup::Prepared;
 use super::Run;
 use crate::error::{Error, Result};
-use crate::message::{BackupJob, JobMessage, PartFile, PartSpec};
+use crate::message::{BackupJob, JobMessage, PartFile, PartSpec, RestoreJob};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
 use crate::storage::{ListItem, SourceFile};
 use crate::transfer::{self, Decision, Existing, Input};
@@ -78,13 +78,13 @@ fn json(value: &impl Serialize) -> Result<Bytes> {
 
 /// List the source, keep what changed, and either copy it here (it fits one part) or split it.
 pub async fn plan(
-    job: &BackupJob,
+    job: &dyn Parted,
     p: &Prepared,
     ctx: &Run<'_>,
     result: &mut JobResult,
 ) -> Result<()> {
     let existing = p.dest.list().await?;
-    let mut items = p.source.list(&job.source.path).await?;
+    let mut items = p.source.list(job.root()).await?;
     let mut todo: Vec<SourceFile> = Vec::new();
     let mut names = transfer::NameGuard::new(p.dest.as_ref());
     while let Some(item) = items.recv().await {
@@ -116,7 +116,7 @@ pub async fn plan(
     let options = &p.options;
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
         // One part's worth: copy it here (the engine counts these files).
-        let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
+        let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
         let left =
             transfer::copy(plan, Input::Files(todo), Existing::Listed(existing), result).await?;
         if !left.is_empty() {
@@ -155,7 +155,7 @@ pub async fn plan(
         complete: false,
         summary: None,
     });
-    tracing::info!(job_id = %job.job_id, %run_id, parts = count, files = todo.len(), bytes, "job planned");
+    tracing::info!(job_id = %job.job_id(), %run_id, parts = count, files = todo.len(), bytes, "job planned");
     Ok(())
 }
 
@@ -175,14 +175,14 @@ struct PlanRecord {
 
 async fn record_plan(
     p: &Prepared,
-    job: &BackupJob,
+    job: &dyn Parted,
     run_id: &str,
     parts: u32,
     (files, bytes): (usize, u64),
     result: &JobResult,
 ) -> Result<()> {
     let record = PlanRecord {
-        job_id: job.job_id.clone(),
+        job_id: job.job_id().to_string(),
         run_id: run_id.to_string(),
         parts,
         files,
@@ -211,8 +211,8 @@ fn digest(value: &impl Serialize) -> Result<String> {
         .collect())
 }
 
-fn new_run_id(job: &BackupJob) -> String {
-    let id: String = job.job_id.chars().take(100).collect();
+fn new_run_id(job: &dyn Parted) -> String {
+    let id: String = job.job_id().chars().take(100).collect();
     format!("{id}-{}", now_ms())
 }
 
@@ -264,17 +264,59 @@ async fn part_spec(
     Ok(spec)
 }
 
-fn part_message(job: &BackupJob, spec: PartSpec) -> Result<String> {
-    let mut part_job = job.clone();
-    part_job.part = Some(spec);
-    serde_json::to_string(&JobMessage::Backup(part_job))
+fn part_message(job: &dyn Parted, spec: PartSpec) -> Result<String> {
+    serde_json::to_string(&job.with_part(spec))
         .map_err(|e| Error::Internal(format!("cannot serialise a part message: {e}")))
+}
+
+/// A job that runs in parts on a queue: a backup, or a restore.
+pub(super) trait Parted: Sync {
+    fn job_id(&self) -> &str;
+    /// The source directory the files' paths are relative to.
+    fn root(&self) -> &str;
+    /// This job's message for one of its parts.
+    fn with_part(&self, spec: PartSpec) -> JobMessage;
+}
+
+impl Parted for BackupJob {
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    fn root(&self) -> &str {
+        &self.source.path
+    }
+
+    fn with_part(&self, spec: PartSpec) -> JobMessage {
+        JobMessage::Backup(BackupJob {
+            part: Some(spec),
+            ..self.clone()
+        })
+    }
+}
+
+impl Parted for RestoreJob {
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// A mirror's paths are relative to its prefix.
+    fn root(&self) -> &str {
+        ""
+    }
+
+    fn with_part(&self, spec: PartSpec) -> JobMessage {
+        JobMessage::Restore(RestoreJob {
+            part: Some(spec),
+            ..self.clone()
+        })
+    }
 }
 
 /// Copy one part; hand back what the deadline leaves; when the part is done, record it, and
 /// if it was the last one, write the run's summary.
 pub async fn run_part(
-    job: &BackupJob,
+    job: &dyn Parted,
     part: &PartSpec,
     p: &Prepared,
     ctx: &Run<'_>,
@@ -295,7 +337,7 @@ pub async fn run_part(
                 .map_err(|e| Error::Internal(format!("the part list {name} is unreadable: {e}")))?
         }
     };
-    let plan = p.copy_plan(&job.source.path, ctx, ctx.deadline);
+    let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
     let files = Input::Files(files.into_iter().map(to_source).collect());
     let left = transfer::copy(plan, files, Existing::PerFile, result).await?;
     let run = &part.run_id;
@@ -344,14 +386,14 @@ pub async fn run_part(
 }
 
 async fn summarise(
-    job: &BackupJob,
+    job: &dyn Parted,
     part: &PartSpec,
     p: &Prepared,
     done: &[String],
 ) -> Result<Summary> {
     let run = &part.run_id;
     let mut total = Summary {
-        job_id: job.job_id.clone(),
+        job_id: job.job_id().to_string(),
         run_id: run.clone(),
         parts: part.count,
         complete: true,

@@ -4,23 +4,19 @@
 //! against its stored MD5 before it is committed, written atomically (temporary, then rename),
 //! and stored names that would leave the target are refused.
 //!
-//! On a queue, files not started before the deadline go back as follow-up restore messages
-//! naming them in `paths` (several messages when the names do not fit in one).
+//! On a queue a big restore is planned into parts like a backup (see [`super::parts`]; the
+//! run's state is kept in the target's `.backup-worker/` folder).
 
-use super::backup::fit_options;
-use super::{storages, Run};
-use crate::error::{Error, Result};
-use crate::message::{JobMessage, RestoreJob};
+use super::backup::{fit_options, Prepared};
+use super::{parts, storages, Run};
+use crate::error::Result;
+use crate::message::RestoreJob;
 use crate::result::{FileError, JobResult};
-use crate::storage::SourceFile;
-use crate::transfer::{self, CopyPlan, Existing, Filter, Input};
-
-/// The bytes of `paths` one follow-up message may carry (queues take 64 KiB after base64).
-const FOLLOW_UP_PATHS_BYTES: usize = 32 * 1024;
+use crate::transfer::{self, Existing, Filter, Input};
 
 pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
     let mut result = JobResult::new("restore", Some(job.job_id.clone()));
-    tracing::info!(job_id = %job.job_id, "restore started");
+    tracing::info!(job_id = %job.job_id, part = ?job.part.as_ref().map(|p| p.index), "restore started");
     let logger = ctx.progress.log_periodically();
     if let Err(e) = execute(job, ctx, &mut result).await {
         tracing::error!(job_id = %job.job_id, code = e.code(), error = %e, "restore failed");
@@ -48,46 +44,19 @@ async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Res
     let options = fit_options(&job.options, dest.as_ref())?;
     result.source = Some(source.describe());
     result.destination = Some(dest.describe());
-    let plan = CopyPlan {
+    let prepared = Prepared {
         source,
         dest,
-        root: "",
-        filter: &filter,
-        options: &options,
-        progress: ctx.progress.clone(),
-        deadline: if ctx.fan_out { ctx.deadline } else { None },
-        memory: ctx.memory.clone(),
+        filter,
+        options,
     };
-    let left_over = transfer::copy(plan, Input::Walk, Existing::List, result).await?;
-    for message in hand_back(job, &left_over)? {
-        result.follow_up.push(message);
-    }
-    Ok(())
-}
-
-/// The same restore, narrowed to the files not started, in as many messages as they need.
-fn hand_back(job: &RestoreJob, left_over: &[SourceFile]) -> Result<Vec<String>> {
-    let mut messages = Vec::new();
-    let mut batch: Vec<String> = Vec::new();
-    let mut bytes = 0;
-    for file in left_over {
-        if bytes + file.path.len() > FOLLOW_UP_PATHS_BYTES && !batch.is_empty() {
-            messages.push(follow_up(job, std::mem::take(&mut batch))?);
-            bytes = 0;
+    match (&job.part, ctx.fan_out) {
+        (Some(part), _) => parts::run_part(job, part, &prepared, ctx, result).await,
+        (None, true) => parts::plan(job, &prepared, ctx, result).await,
+        (None, false) => {
+            let plan = prepared.copy_plan("", ctx, None);
+            transfer::copy(plan, Input::Walk, Existing::List, result).await?;
+            Ok(())
         }
-        bytes += file.path.len() + 4;
-        batch.push(file.path.clone());
     }
-    if !batch.is_empty() {
-        messages.push(follow_up(job, batch)?);
-    }
-    Ok(messages)
-}
-
-fn follow_up(job: &RestoreJob, paths: Vec<String>) -> Result<String> {
-    let message = JobMessage::Restore(RestoreJob {
-        paths,
-        ..job.clone()
-    });
-    serde_json::to_string(&message).map_err(|e| Error::Internal(e.to_string()))
 }

@@ -71,6 +71,9 @@ pub struct RestoreJob {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub options: TransferOptions,
+    /// Set on the part messages a planned restore fans out into (written by the worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartSpec>,
 }
 
 /// A verify job has the shape of the backup job it checks: copy the backup's message and
@@ -408,7 +411,11 @@ impl RestoreJob {
             paths::check_relative(&format!("paths[{i}]"), path)?;
         }
         validate_globs(&self.include, &self.exclude)?;
-        self.options.validate()
+        self.options.validate()?;
+        if let Some(part) = &self.part {
+            part.validate()?;
+        }
+        Ok(())
     }
 }
 
