@@ -130,8 +130,11 @@ async fn listing(s: &Storage) -> Vec<(String, u64)> {
     let mut items = s.read.list(&s.root).await.unwrap();
     let mut found = Vec::new();
     while let Some(item) = items.recv().await {
-        if let ListItem::File(f) = item {
-            found.push((f.path, f.size));
+        match item {
+            // SFTP lists a plain tree: the state folder shows there (Blob and Files skip it).
+            ListItem::File(f) if f.path.starts_with(".backup-worker/") => {}
+            ListItem::File(f) => found.push((f.path, f.size)),
+            _ => {}
         }
     }
     found.sort();
@@ -204,6 +207,27 @@ async fn behaves(s: Storage) {
         .unwrap();
     upload.abort().await;
     assert!(s.write.stat("aborted.bin").await.unwrap().is_none());
+
+    // The state store: a conditional write happens once; the first content stays.
+    let first = Bytes::from_static(b"{\"first\": true}");
+    assert!(s
+        .write
+        .create_state("runs/r/summary.json", first.clone())
+        .await
+        .unwrap());
+    let second = Bytes::from_static(b"{\"second\": true}");
+    assert!(!s
+        .write
+        .create_state("runs/r/summary.json", second)
+        .await
+        .unwrap());
+    let kept = s.write.get_state("runs/r/summary.json").await.unwrap();
+    assert_eq!(kept, Some(first), "the first write is kept");
+    assert_eq!(
+        s.write.list_state("runs/r").await.unwrap(),
+        ["summary.json"],
+        "no temporaries"
+    );
 
     expected.sort();
     assert_eq!(listing(&s).await, expected, "exactly what was committed");

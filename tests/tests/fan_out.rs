@@ -444,11 +444,16 @@ async fn a_big_restore_is_planned_into_parts() {
             format!("file {i}").as_bytes()
         );
     }
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(target.join(format!(".backup-worker/runs/{}/summary.json", run.run_id)))
-            .unwrap(),
-    )
-    .unwrap();
+    // The run's state is beside the mirror, not in the restored tree.
+    assert!(!target.join(".backup-worker").exists());
+    let summary_path = format!("m/.backup-worker/runs/{}/summary.json", run.run_id);
+    let (_, summary) = stack
+        .files
+        .files("restore-parts")
+        .into_iter()
+        .find(|(name, _)| *name == summary_path)
+        .unwrap_or_else(|| panic!("no {summary_path}"));
+    let summary: Value = serde_json::from_slice(&summary).unwrap();
     assert_eq!(summary["files"]["found"], 7, "{summary:#}");
     assert_eq!(summary["files"]["failed"], 0, "{summary:#}");
 }

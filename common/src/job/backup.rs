@@ -15,6 +15,9 @@ use crate::transfer::{self, CopyPlan, Deadline, Existing, Filter, Input};
 pub(super) struct Prepared {
     pub source: Arc<dyn Source>,
     pub dest: Arc<dyn Destination>,
+    /// Where a run in parts keeps its state: the backup's destination, the restore's mirror
+    /// (never a restore's target, where a later backup would meet it as data).
+    pub state: Arc<dyn Destination>,
     pub filter: Filter,
     /// The job's options with the storage's limits applied.
     pub options: TransferOptions,
@@ -87,6 +90,7 @@ fn prepare(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<Pre
     result.destination = Some(dest.describe());
     Ok(Prepared {
         source,
+        state: dest.clone(),
         dest,
         filter,
         options,

@@ -1,8 +1,8 @@
 //! Big jobs on a queue (backups and restores alike). A job is planned once (list the source, keep what changed, split it
 //! into parts bounded by `part_max_files` and `part_max_bytes`), its parts go back on the queue
 //! for any instance to take, and the part that finds every other part done writes the summary.
-//! Nothing lives in the functions: the run's state is beside the data, under
-//! `.backup-worker/runs/<run_id>/`:
+//! Nothing lives in the functions: the run's state is in the job's state store (a backup's
+//! destination; a restore's mirror), under `.backup-worker/runs/<run_id>/`:
 //!   plan.json                 what was planned
 //!   part-<i>[.rest-<d>].files.json  part file lists too big for a queue message
 //!   parts/<i>.json            a finished part's counts (written again on a duplicate delivery)
@@ -194,7 +194,7 @@ async fn record_plan(
             errors: result.errors.clone(),
         },
     };
-    p.dest
+    p.state
         .put_state(&format!("runs/{run_id}/plan.json"), json(&record)?)
         .await
 }
@@ -258,7 +258,7 @@ async fn part_spec(
         spec.files = list;
     } else {
         let name = format!("runs/{run_id}/part-{index}{tag}.files.json");
-        p.dest.put_state(&name, inline).await?;
+        p.state.put_state(&name, inline).await?;
         spec.manifest = Some(name);
     }
     Ok(spec)
@@ -330,7 +330,7 @@ pub async fn run_part(
     let files: Vec<PartFile> = match &part.manifest {
         None => part.files.clone(),
         Some(name) => {
-            let data = p.dest.get_state(name).await?.ok_or_else(|| {
+            let data = p.state.get_state(name).await?.ok_or_else(|| {
                 Error::Internal(format!("the part list {name} is missing beside the data"))
             })?;
             serde_json::from_slice(&data)
@@ -349,7 +349,7 @@ pub async fn run_part(
     if !left.is_empty() {
         let rest: Vec<PartFile> = left.iter().map(to_part).collect();
         let tag = format!(".rest-{}", digest(&rest)?);
-        p.dest
+        p.state
             .put_state(
                 &format!("runs/{run}/partial/{}-{}.json", part.index, digest(part)?),
                 json(&counts)?,
@@ -360,13 +360,13 @@ pub async fn run_part(
         tracing::info!(run_id = %run, part = part.index, left = left.len(), "part handed back before the deadline");
         return Ok(());
     }
-    p.dest
+    p.state
         .put_state(
             &format!("runs/{run}/parts/{}.json", part.index),
             json(&counts)?,
         )
         .await?;
-    let done = p.dest.list_state(&format!("runs/{run}/parts")).await?;
+    let done = p.state.list_state(&format!("runs/{run}/parts")).await?;
     let complete = done.len() as u32 >= part.count;
     let mut report = RunReport {
         run_id: run.clone(),
@@ -377,8 +377,10 @@ pub async fn run_part(
     if complete {
         let name = format!("runs/{run}/summary.json");
         let summary = summarise(job, part, p, &done).await?;
-        p.dest.put_state(&name, json(&summary)?).await?;
-        tracing::info!(run_id = %run, parts = part.count, copied = summary.files.copied, failed = summary.files.failed, "job complete");
+        // Two last parts finishing at once (or a duplicate delivery) write it once.
+        if p.state.create_state(&name, json(&summary)?).await? {
+            tracing::info!(run_id = %run, parts = part.count, copied = summary.files.copied, failed = summary.files.failed, "job complete");
+        }
         report.summary = Some(format!(".backup-worker/{name}"));
     }
     result.run = Some(report);
@@ -401,18 +403,18 @@ async fn summarise(
         bytes: ByteCounts::default(),
         errors: Vec::new(),
     };
-    if let Some(data) = p.dest.get_state(&format!("runs/{run}/plan.json")).await? {
+    if let Some(data) = p.state.get_state(&format!("runs/{run}/plan.json")).await? {
         let plan: PlanRecord = serde_json::from_slice(&data)
             .map_err(|e| Error::Internal(format!("runs/{run}/plan.json is unreadable: {e}")))?;
         add(&mut total, plan.counts);
     }
-    let partial = p.dest.list_state(&format!("runs/{run}/partial")).await?;
+    let partial = p.state.list_state(&format!("runs/{run}/partial")).await?;
     let names = done
         .iter()
         .map(|n| format!("runs/{run}/parts/{n}"))
         .chain(partial.iter().map(|n| format!("runs/{run}/partial/{n}")));
     for name in names {
-        let Some(data) = p.dest.get_state(&name).await? else {
+        let Some(data) = p.state.get_state(&name).await? else {
             continue;
         };
         let c: PartCounts = serde_json::from_slice(&data)

@@ -5,7 +5,8 @@
 //! and stored names that would leave the target are refused.
 //!
 //! On a queue a big restore is planned into parts like a backup (see [`super::parts`]; the
-//! run's state is kept in the target's `.backup-worker/` folder).
+//! run's state is kept beside the mirror, in its `.backup-worker/` folder, so planning needs
+//! write permission there).
 
 use super::backup::{fit_options, Prepared};
 use super::{parts, storages, Run};
@@ -46,6 +47,7 @@ async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Res
     result.destination = Some(dest.describe());
     let prepared = Prepared {
         source,
+        state: storages::mirror_state(ctx.profiles, &job.source)?,
         dest,
         filter,
         options,

@@ -45,6 +45,15 @@ pub fn mirror(profiles: &Profiles, r: &DestinationRef, role: &str) -> Result<Arc
     }
 }
 
+/// The state store of a restore run in parts: the mirror it reads (a target would show the
+/// state to a later backup of it as data).
+pub fn mirror_state(profiles: &Profiles, r: &DestinationRef) -> Result<Arc<dyn Destination>> {
+    match azure(profiles, r, "source", "a mirror to read")? {
+        Azure::Blob(blob) => Ok(blob),
+        Azure::Files(files) => Ok(files),
+    }
+}
+
 /// A restore's target: an SFTP directory, or a container or share and a prefix.
 pub fn target(profiles: &Profiles, r: &TargetRef) -> Result<Arc<dyn Destination>> {
     let p = profiles.profile(&r.storage)?;

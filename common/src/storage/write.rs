@@ -124,6 +124,10 @@ pub trait Destination: Send + Sync {
 
     async fn put_state(&self, name: &str, data: Bytes) -> Result<()>;
 
+    /// Write a state object only if none exists under `name`: `false` when one did (its content
+    /// is kept). How a run's summary is written once, by whichever part gets there first.
+    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool>;
+
     /// `None` when there is no such state object.
     async fn get_state(&self, name: &str) -> Result<Option<Bytes>>;
 

@@ -418,6 +418,27 @@ impl Destination for BlobDestination {
         Ok(())
     }
 
+    /// Put Blob with `If-None-Match: *`: the service refuses (409) when the blob exists.
+    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
+        let path = format!("{RESERVED_DIR}/{name}");
+        let options = BlockBlobClientUploadOptions {
+            parallel: NonZero::new(1),
+            partition_size: NonZero::new((data.len() as u64).max(1)),
+            blob_content_type: Some("application/json".into()),
+            if_none_match: Some(azure_core::http::Etag::from("*")),
+            ..Default::default()
+        };
+        match self
+            .block_client(&path)?
+            .upload(data.into(), Some(options))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => Ok(false),
+            Err(e) => Err(self.map_err(&self.blob_name(&path), "write", e)),
+        }
+    }
+
     async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {
         let path = format!("{RESERVED_DIR}/{name}");
         let response = match self.blob_client(&path)?.download(None).await {

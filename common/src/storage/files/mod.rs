@@ -105,6 +105,13 @@ impl FilesDestination {
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_string(),
@@ -316,14 +323,43 @@ impl Destination for FilesDestination {
     async fn put_state(&self, name: &str, data: Bytes) -> Result<()> {
         let meta = FileMeta {
             size: data.len() as u64,
-            mtime: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0),
+            mtime: unix_now(),
             md5: md5::Md5::digest(&data).into(),
         };
         self.put_small(&format!("{RESERVED_DIR}/{name}"), data, &meta)
             .await
+    }
+
+    /// A temporary renamed without replace: the service refuses (409) when the name exists.
+    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
+        let target = self.full(&format!("{RESERVED_DIR}/{name}"));
+        if self.client.size(&target).await?.is_some() {
+            return Ok(false);
+        }
+        let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
+        self.ensure_dir(dir).await?;
+        let temporary = upload::own_name(dir, "create");
+        let md5: [u8; 16] = md5::Md5::digest(&data).into();
+        let size = data.len() as u64;
+        let created = async {
+            self.client.create_file(&temporary, size, &[]).await?;
+            self.client.put_range(&temporary, 0, data).await?;
+            self.client
+                .set_properties(&temporary, size, &md5, unix_now())
+                .await?;
+            self.client.rename(&temporary, &target, false).await
+        }
+        .await;
+        match created {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let _ = self.client.delete_file(&temporary).await;
+                match e {
+                    Error::AzureHttp { status: 409, .. } => Ok(false),
+                    e => Err(e),
+                }
+            }
+        }
     }
 
     async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {

@@ -284,6 +284,49 @@ impl Destination for SftpDestination {
             .await
     }
 
+    /// A temporary renamed with the plain SFTP rename, which refuses to replace (OpenSSH:
+    /// link + unlink, failing when the name exists).
+    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
+        let target = self.full(&format!("{RESERVED_DIR}/{name}"));
+        if self
+            .reads
+            .stat(&self.root, &format!("{RESERVED_DIR}/{name}"))
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let temporary = self.new_temporary(&target).await?;
+        let upload = SftpUpload {
+            sessions: self.sessions.clone(),
+            temporary: temporary.clone(),
+            target: target.clone(),
+        };
+        upload.put_chunk(0, 0, data, [0; 16]).await?;
+        let (t, to) = (temporary.clone(), target.clone());
+        let renamed = with_connection(&self.sessions, &target, |conn| {
+            let (t, to) = (t.clone(), to.clone());
+            async move { conn.sftp.rename(t, to).await }
+        })
+        .await;
+        if renamed.is_err() {
+            upload.abort().await;
+        }
+        match renamed {
+            Ok(()) => Ok(true),
+            Err(_)
+                if self
+                    .reads
+                    .stat(&self.root, &format!("{RESERVED_DIR}/{name}"))
+                    .await?
+                    .is_some() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(as_write_error(e)),
+        }
+    }
+
     async fn get_state(&self, name: &str) -> Result<Option<Bytes>> {
         let path = self.full(&format!("{RESERVED_DIR}/{name}"));
         let p = path.clone();
