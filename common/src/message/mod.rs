@@ -6,13 +6,17 @@
 
 pub mod json;
 pub mod paths;
+mod restore;
 mod size;
+mod verify;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use restore::{RestoreJob, TargetRef};
 pub use size::{ByteSize, GIB, KIB, MIB};
+pub use verify::VerifyJob;
 
 /// A message on the job queue, or given to the local runner.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -49,77 +53,6 @@ pub struct BackupJob {
     /// people): which files this part copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<PartSpec>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RestoreJob {
-    /// Identifies the restore in logs and results.
-    pub job_id: String,
-    /// The mirror to restore from: what a backup job named as its `destination`.
-    pub source: DestinationRef,
-    /// Where the files are written back.
-    pub target: TargetRef,
-    /// Files or folders (relative to `source.prefix`) to restore; empty means everything.
-    #[serde(default)]
-    pub paths: Vec<String>,
-    /// Globs of paths (relative to `source.prefix`) to restore; empty means everything.
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Globs of paths to leave out; they win over `include` and `paths`.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    #[serde(default)]
-    pub options: TransferOptions,
-    /// Set on the part messages a planned restore fans out into (written by the worker).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub part: Option<PartSpec>,
-}
-
-/// A verify job has the shape of the backup job it checks: copy the backup's message and
-/// change its `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyJob {
-    pub job_id: String,
-    /// The backup's source: required with `against_source`.
-    #[serde(default)]
-    pub source: Option<SourceRef>,
-    /// The mirror to verify: the backup's destination.
-    pub destination: DestinationRef,
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// Also compare with the source: files missing from the mirror, extra in it (deleted at
-    /// the source), or changed since (size and mtime; with `options.compare: hash`, MD5).
-    #[serde(default)]
-    pub against_source: bool,
-    /// `chunk_size` and `upload_concurrency` bound the memory used to read; `compare` as above.
-    #[serde(default)]
-    pub options: TransferOptions,
-}
-
-/// Where a restore writes: an SFTP storage and a directory, or an Azure storage, a container
-/// or share, and a prefix.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TargetRef {
-    /// Storage profile name, resolved from the environment.
-    pub storage: String,
-    /// SFTP: the directory to restore into (absolute, or relative to the login's home);
-    /// created when missing.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Azure Blob: the container; defaults to the profile's `CONTAINER` option.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Azure Files: the share; defaults to the profile's `SHARE_NAME` option.
-    #[serde(default)]
-    pub share: Option<String>,
-    /// Azure: the prefix to restore under.
-    #[serde(default)]
-    pub prefix: String,
 }
 
 /// One part of a planned job: a slice of its files, copied by whichever instance takes it.
@@ -399,74 +332,6 @@ impl BackupJob {
             part.validate()?;
         }
         Ok(())
-    }
-}
-
-impl RestoreJob {
-    pub fn validate(&self) -> Result<()> {
-        validate_job_id(&self.job_id)?;
-        self.source.validate("source")?;
-        self.target.validate()?;
-        for (i, path) in self.paths.iter().enumerate() {
-            paths::check_relative(&format!("paths[{i}]"), path)?;
-        }
-        validate_globs(&self.include, &self.exclude)?;
-        self.options.validate()?;
-        if let Some(part) = &self.part {
-            part.validate()?;
-        }
-        Ok(())
-    }
-}
-
-impl VerifyJob {
-    pub fn validate(&self) -> Result<()> {
-        validate_job_id(&self.job_id)?;
-        match &self.source {
-            Some(source) => source.validate()?,
-            None if self.against_source => {
-                return Err(Error::invalid_field(
-                    "source",
-                    "is required with `against_source: true`: the backup's source to compare with",
-                ))
-            }
-            None => {}
-        }
-        self.destination.validate("destination")?;
-        validate_globs(&self.include, &self.exclude)?;
-        self.options.validate()
-    }
-}
-
-impl TargetRef {
-    fn validate(&self) -> Result<()> {
-        validate_storage_name("target.storage", &self.storage)?;
-        if let Some(path) = &self.path {
-            if path.trim().is_empty() {
-                return Err(Error::invalid_field(
-                    "target.path",
-                    "must not be empty (use \".\" for the login's home)",
-                ));
-            }
-            paths::check_text("target.path", path, paths::MAX_PATH_CHARS)?;
-        }
-        DestinationRef {
-            storage: self.storage.clone(),
-            container: self.container.clone(),
-            share: self.share.clone(),
-            prefix: self.prefix.clone(),
-        }
-        .validate("target")
-    }
-
-    /// The Azure form of this target (for Blob and Files storages).
-    pub fn as_destination(&self) -> DestinationRef {
-        DestinationRef {
-            storage: self.storage.clone(),
-            container: self.container.clone(),
-            share: self.share.clone(),
-            prefix: self.prefix.clone(),
-        }
     }
 }
 
