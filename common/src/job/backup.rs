@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{parts, storages, Run};
+use super::{concluded, parts, started, storages, Run};
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, TransferOptions};
-use crate::result::{FileError, JobResult};
+use crate::result::JobResult;
 use crate::storage::Destination;
 use crate::storage::Source;
 use crate::transfer::{self, CopyPlan, Deadline, Existing, Filter, Input};
@@ -45,26 +45,11 @@ impl Prepared {
 }
 
 pub async fn run(job: &BackupJob, ctx: &Run<'_>) -> JobResult {
-    let mut result = JobResult::new("backup", Some(job.job_id.clone()));
-    tracing::info!(job_id = %job.job_id, part = ?job.part.as_ref().map(|p| p.index), "backup started");
+    let mut result = started("backup", &job.job_id, job.part.as_ref().map(|p| p.index));
     let logger = ctx.progress.log_periodically();
-    if let Err(e) = execute(job, ctx, &mut result).await {
-        tracing::error!(job_id = %job.job_id, code = e.code(), error = %e, "backup failed");
-        result.errors.push(FileError::new(None, &e));
-    }
+    let outcome = execute(job, ctx, &mut result).await;
     logger.abort();
-    result.finish();
-    tracing::info!(
-        job_id = %job.job_id,
-        status = ?result.status,
-        copied = result.files.copied,
-        skipped = result.files.skipped,
-        failed = result.files.failed,
-        bytes = result.bytes.copied,
-        duration_ms = result.duration_ms,
-        "backup finished"
-    );
-    result
+    concluded(result, outcome)
 }
 
 async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {

@@ -83,3 +83,33 @@ pub async fn run_text(
 ) -> JobResult {
     run_message(message, &Run::local(profiles, progress)).await
 }
+
+/// A copy job (backup, restore) begins: its result, and a log line.
+fn started(kind: &str, job_id: &str, part: Option<u32>) -> JobResult {
+    tracing::info!(job_id, part, "{kind} started");
+    JobResult::new(kind, Some(job_id.to_string()))
+}
+
+/// A copy job ends: a job-level error goes into the result, which is finished and logged.
+fn concluded(mut result: JobResult, outcome: crate::Result<()>) -> JobResult {
+    let (kind, job_id) = (
+        result.kind.clone(),
+        result.job_id.clone().unwrap_or_default(),
+    );
+    if let Err(e) = outcome {
+        tracing::error!(%job_id, code = e.code(), error = %e, "{kind} failed");
+        result.errors.push(crate::result::FileError::new(None, &e));
+    }
+    result.finish();
+    tracing::info!(
+        %job_id,
+        status = ?result.status,
+        copied = result.files.copied,
+        skipped = result.files.skipped,
+        failed = result.files.failed,
+        bytes = result.bytes.copied,
+        duration_ms = result.duration_ms,
+        "{kind} finished"
+    );
+    result
+}

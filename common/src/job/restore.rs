@@ -9,33 +9,18 @@
 //! write permission there).
 
 use super::backup::{fit_options, Prepared};
-use super::{parts, storages, Run};
+use super::{concluded, parts, started, storages, Run};
 use crate::error::Result;
 use crate::message::RestoreJob;
-use crate::result::{FileError, JobResult};
+use crate::result::JobResult;
 use crate::transfer::{self, Existing, Filter, Input};
 
 pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
-    let mut result = JobResult::new("restore", Some(job.job_id.clone()));
-    tracing::info!(job_id = %job.job_id, part = ?job.part.as_ref().map(|p| p.index), "restore started");
+    let mut result = started("restore", &job.job_id, job.part.as_ref().map(|p| p.index));
     let logger = ctx.progress.log_periodically();
-    if let Err(e) = execute(job, ctx, &mut result).await {
-        tracing::error!(job_id = %job.job_id, code = e.code(), error = %e, "restore failed");
-        result.errors.push(FileError::new(None, &e));
-    }
+    let outcome = execute(job, ctx, &mut result).await;
     logger.abort();
-    result.finish();
-    tracing::info!(
-        job_id = %job.job_id,
-        status = ?result.status,
-        copied = result.files.copied,
-        skipped = result.files.skipped,
-        failed = result.files.failed,
-        bytes = result.bytes.copied,
-        duration_ms = result.duration_ms,
-        "restore finished"
-    );
-    result
+    concluded(result, outcome)
 }
 
 async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{storages, Run};
+use super::{concluded, started, storages, Run};
 use crate::error::{Error, Result};
 use crate::message::{CompareMode, VerifyJob};
 use crate::result::{FileError, JobResult, VerifyCounts};
@@ -24,16 +24,11 @@ struct Held {
 }
 
 pub async fn run(job: &VerifyJob, ctx: &Run<'_>) -> JobResult {
-    let mut result = JobResult::new("verify", Some(job.job_id.clone()));
+    let mut result = started("verify", &job.job_id, None);
     result.verify = Some(VerifyCounts::default());
-    tracing::info!(job_id = %job.job_id, "verify started");
-    if let Err(e) = execute(job, ctx, &mut result).await {
-        tracing::error!(job_id = %job.job_id, code = e.code(), error = %e, "verify failed");
-        result.errors.push(FileError::new(None, &e));
-    }
-    result.finish();
-    tracing::info!(job_id = %job.job_id, status = ?result.status, counts = ?result.verify, "verify finished");
-    result
+    let outcome = execute(job, ctx, &mut result).await;
+    tracing::info!(job_id = %job.job_id, counts = ?result.verify, "verify counts");
+    concluded(result, outcome)
 }
 
 async fn execute(job: &VerifyJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {

@@ -85,13 +85,7 @@ impl TargetRef {
             }
             paths::check_text("target.path", path, paths::MAX_PATH_CHARS)?;
         }
-        DestinationRef {
-            storage: self.storage.clone(),
-            container: self.container.clone(),
-            share: self.share.clone(),
-            prefix: self.prefix.clone(),
-        }
-        .validate("target")
+        self.as_destination().validate("target")
     }
 
     /// The Azure form of this target (for Blob and Files storages).

@@ -49,6 +49,28 @@ pub struct Capability {
     pub check_steps: &'static [crate::check::Step],
 }
 
+/// Seconds since the Unix epoch, now (what a temporary's age and a state object's mtime use).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `data` as one chunk of `upload`, committed; aborted if any step fails. How a storage whose
+/// small writes go through its staged upload (a temporary, then a rename) implements `put_small`.
+pub async fn put_whole(upload: Arc<dyn Upload>, data: Bytes, meta: &FileMeta) -> Result<()> {
+    let result = async {
+        upload.put_chunk(0, 0, data, meta.md5).await?;
+        upload.commit(1, meta).await
+    }
+    .await;
+    if result.is_err() {
+        upload.abort().await;
+    }
+    result
+}
+
 /// Folder beside the data for the worker's own state; never listed or copied as data.
 pub const RESERVED_DIR: &str = ".backup-worker";
 

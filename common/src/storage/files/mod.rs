@@ -23,7 +23,7 @@ use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
-use super::write::Capability;
+use super::write::{put_whole, unix_now, Capability};
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::check::Step;
 use crate::check::DESTINATION_STEPS;
@@ -84,6 +84,28 @@ impl FilesDestination {
         join(&self.prefix, rel)
     }
 
+    /// Test Connection up to listing `dir` (share-relative): connect, authenticate, the share
+    /// exists, listing is allowed. Both sides' checks start with it.
+    async fn check_reachable(&self, dir: &str) -> std::result::Result<(), CheckFailure> {
+        let cfg = &self.account;
+        connect_and_authenticate(cfg).await?;
+        within(cfg, Step::Access, async {
+            self.client
+                .share_properties()
+                .await
+                .map_err(CheckFailure::at(Step::Access))
+        })
+        .await?;
+        within(cfg, Step::List, async {
+            self.client
+                .list(dir)
+                .await
+                .map(|_| ())
+                .map_err(CheckFailure::at(Step::List))
+        })
+        .await
+    }
+
     /// Create `dir` and its missing ancestors (each at most once per job).
     async fn ensure_dir(&self, dir: &str) -> Result<()> {
         let mut path = String::new();
@@ -103,13 +125,6 @@ impl FilesDestination {
         }
         Ok(())
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -156,21 +171,7 @@ impl Destination for FilesDestination {
 
     async fn check(&self) -> std::result::Result<(), CheckFailure> {
         let cfg = &self.account;
-        connect_and_authenticate(cfg).await?;
-        within(cfg, Step::Access, async {
-            self.client
-                .share_properties()
-                .await
-                .map_err(CheckFailure::at(Step::Access))
-        })
-        .await?;
-        within(cfg, Step::List, async {
-            self.client
-                .list(&self.prefix)
-                .await
-                .map_err(CheckFailure::at(Step::List))
-        })
-        .await?;
+        self.check_reachable(&self.prefix).await?;
         // Write permission: create a temporary in the prefix directory and delete it again.
         let write = async {
             self.ensure_dir(&self.prefix).await?;
@@ -266,15 +267,7 @@ impl Destination for FilesDestination {
         let upload = self
             .start_upload(path, data.len() as u64, meta.mtime, MAX_RANGE)
             .await?;
-        let result = async {
-            upload.put_chunk(0, 0, data, meta.md5).await?;
-            upload.commit(1, meta).await
-        }
-        .await;
-        if result.is_err() {
-            upload.abort().await;
-        }
-        result
+        put_whole(upload, data, meta).await
     }
 
     async fn start_upload(

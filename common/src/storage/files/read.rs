@@ -7,9 +7,7 @@ use tokio::sync::mpsc;
 use super::client::DirEntry;
 use super::{join, FilesDestination, TEMP_PREFIX};
 use crate::check::CheckFailure;
-use crate::check::Step;
 use crate::error::{Error, Result};
-use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::read::RangedReader;
 use crate::storage::{Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
@@ -47,23 +45,8 @@ impl Source for FilesDestination {
     }
 
     async fn check(&self, root: &str) -> std::result::Result<(), CheckFailure> {
-        let cfg = &self.account;
-        connect_and_authenticate(cfg).await?;
-        within(cfg, Step::Access, async {
-            self.client
-                .share_properties()
-                .await
-                .map_err(CheckFailure::at(Step::Access))
-        })
-        .await?;
-        within(cfg, Step::List, async {
-            self.client
-                .list(&self.full(root.trim_matches('/')))
-                .await
-                .map(|_| ())
-                .map_err(CheckFailure::at(Step::List))
-        })
-        .await
+        self.check_reachable(&self.full(root.trim_matches('/')))
+            .await
     }
 
     /// Every file under `<prefix>/<root>`, one directory at a time: the first directory is

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::client::{DirEntry, FilesClient};
 use super::TEMP_PREFIX;
 use crate::error::{Error, Result};
-use crate::storage::write::random_hex;
+use crate::storage::write::{random_hex, unix_now};
 use crate::storage::{FileMeta, Upload};
 
 pub struct FilesUpload {
@@ -85,13 +85,6 @@ pub async fn claim(
         }
     }
     Ok(false)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl FilesUpload {

@@ -22,7 +22,7 @@ use super::{with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, Result};
-use crate::storage::write::{random_hex, Capability, TEMP_PREFIX};
+use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, ListItem, RemoteFile, Source, Upload, RESERVED_DIR,
 };
@@ -247,15 +247,7 @@ impl Destination for SftpDestination {
         let upload = self
             .start_upload(path, meta.size, meta.mtime, data.len().max(1) as u64)
             .await?;
-        let result = async {
-            upload.put_chunk(0, 0, data, meta.md5).await?;
-            upload.commit(1, meta).await
-        }
-        .await;
-        if result.is_err() {
-            upload.abort().await;
-        }
-        result
+        put_whole(upload, data, meta).await
     }
 
     async fn start_upload(
@@ -359,13 +351,6 @@ impl Destination for SftpDestination {
             Err(e) => Err(e),
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// One file being written under its temporary name.
