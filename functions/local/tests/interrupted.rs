@@ -221,13 +221,22 @@ async fn a_killed_restore_leaves_the_old_file_whole_and_the_next_run_completes()
     assert_eq!(left.len(), 1, "{left:?}");
 
     // A temporary nobody touched for an hour is a dead run's: the next run removes it.
+    // The server's sftp process may still be writing what the killed client had sent
+    // (which moves the mtime forward again), so age it until the age sticks.
     let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
-    std::fs::File::options()
-        .write(true)
-        .open(&left[0].0)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&left[0].0)
+            .unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if file.metadata().unwrap().modified().unwrap() == an_hour_ago {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the temporary kept changing");
+    }
     let out = harness::runner::run(bin, &stack, &restore, &[("RUST_LOG", "warn")]);
     assert_eq!(
         out.status.code(),
