@@ -196,19 +196,49 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is, for callers that act on it (a missing object is absent,
+    /// an existing one lost a conditional write): they match kinds, never status numbers.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind::*;
+        match self {
+            Error::SftpNotFound { .. } | Error::ObjectNotFound { .. } => NotFound,
+            Error::SftpPermissionDenied { .. }
+            | Error::SftpWriteDenied { .. }
+            | Error::AzureForbidden { .. } => PermissionDenied,
+            Error::SftpAuthFailed { .. }
+            | Error::SftpBadKey(_)
+            | Error::SftpHostKey(_)
+            | Error::AzureAuthFailed { .. }
+            | Error::AzureToken { .. } => Unauthenticated,
+            Error::SftpConnectionRefused { .. }
+            | Error::SftpTimeout { .. }
+            | Error::SftpConnect { .. }
+            | Error::SftpConnectionLost { .. }
+            | Error::AzureUnreachable { .. }
+            | Error::AzureTimeout { .. } => Unavailable,
+            Error::AzureHttp { status, code, .. } => ErrorKind::of_http(*status, code),
+            Error::MalformedMessage(_)
+            | Error::InvalidField { .. }
+            | Error::UnknownStorage { .. }
+            | Error::InvalidOption { .. }
+            | Error::WrongStorageKind { .. }
+            | Error::ConnectionString(_)
+            | Error::ContainerNotFound { .. }
+            | Error::ShareNotFound { .. } => Configuration,
+            Error::GaveUp { last, .. } => last.kind(),
+            _ => Other,
+        }
+    }
+
     /// Whether trying the same operation again may succeed (network blips, throttling, 5xx).
     /// Decided here, once, for every layer.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::SftpTimeout { .. }
-            | Error::SftpConnect { .. }
-            | Error::SftpConnectionLost { .. }
-            | Error::AzureUnreachable { .. }
-            | Error::AzureTimeout { .. }
-            | Error::SourceChanged { .. }
-            | Error::Azure { .. } => true,
-            Error::AzureHttp { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            _ => false,
+            // A refused connection is final for a job; a reconnect retries it on its own.
+            Error::SftpConnectionRefused { .. } | Error::GaveUp { .. } => false,
+            Error::SourceChanged { .. } | Error::Azure { .. } => true,
+            Error::AzureHttp { status, .. } if *status >= 500 => true,
+            e => matches!(e.kind(), ErrorKind::Throttled | ErrorKind::Unavailable),
         }
     }
 
@@ -246,6 +276,45 @@ impl Error {
             storage: storage.to_string(),
             option: option.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// The kinds of failure callers act on, the same for every storage (OpenDAL's `ErrorKind` in
+/// spirit). The error's code stays the precise, stable name for users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The object (a file, a blob) is not there. A missing container or share is not this:
+    /// it is [`ErrorKind::Configuration`], never read as "absent".
+    NotFound,
+    /// A create-only write met an existing object (409 `*AlreadyExists`, 412 on
+    /// `If-None-Match: *`, an SFTP rename that does not replace).
+    AlreadyExists,
+    /// The service asked to slow down (429, 503 Server Busy).
+    Throttled,
+    /// The credentials work but lack a permission.
+    PermissionDenied,
+    /// The credentials were refused (or no token could be had).
+    Unauthenticated,
+    /// The peer could not be reached or answered with a transient failure (timeouts, 5xx).
+    Unavailable,
+    /// The job or a profile is wrong: fixing the configuration, not retrying, helps.
+    Configuration,
+    Other,
+}
+
+impl ErrorKind {
+    /// An Azure Storage answer's kind, by status and `x-ms-error-code`.
+    pub fn of_http(status: u16, code: &str) -> ErrorKind {
+        match status {
+            404 => ErrorKind::NotFound,
+            409 if code.ends_with("AlreadyExists") => ErrorKind::AlreadyExists,
+            412 => ErrorKind::AlreadyExists,
+            401 => ErrorKind::Unauthenticated,
+            403 => ErrorKind::PermissionDenied,
+            429 | 503 => ErrorKind::Throttled,
+            408 | 500 | 502 | 504 => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
         }
     }
 }
@@ -316,6 +385,49 @@ mod tests {
         assert!(e(503).is_retryable());
         assert!(e(429).is_retryable());
         assert!(!e(404).is_retryable());
+    }
+
+    #[test]
+    fn kinds_are_decided_once_for_every_storage() {
+        let http = |status, code: &str| Error::AzureHttp {
+            resource: "r".into(),
+            status,
+            code: code.into(),
+        };
+        let cases = [
+            (http(404, "BlobNotFound"), ErrorKind::NotFound),
+            (http(404, "ParentNotFound"), ErrorKind::NotFound),
+            (http(409, "BlobAlreadyExists"), ErrorKind::AlreadyExists),
+            (http(409, "LeaseIdMissing"), ErrorKind::Other),
+            (http(412, "ConditionNotMet"), ErrorKind::AlreadyExists),
+            (http(503, "ServerBusy"), ErrorKind::Throttled),
+            (http(500, "InternalError"), ErrorKind::Unavailable),
+            (
+                Error::SftpNotFound { path: "p".into() },
+                ErrorKind::NotFound,
+            ),
+            (
+                Error::SftpWriteDenied { path: "p".into() },
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                Error::ShareNotFound {
+                    account: "a".into(),
+                    share: "s".into(),
+                },
+                ErrorKind::Configuration,
+            ),
+            (
+                Error::GaveUp {
+                    attempts: 5,
+                    last: Box::new(http(429, "")),
+                },
+                ErrorKind::Throttled,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+        }
     }
 
     #[test]

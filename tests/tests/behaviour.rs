@@ -1,14 +1,18 @@
 //! One behaviour suite for every storage (SFTP, Azure Blob, Azure Files), through the two sides
 //! of the object layer only (`Destination` writes, `Source` reads), on real servers: sizes around
 //! the chunk edges written in any chunk order, odd names, overwrite, nothing visible before
-//! commit, abort leaves nothing, listing, stat and read back (whole and from an offset).
+//! commit, abort leaves nothing, delete, a link that dies mid-file (the old version stays whole),
+//! listing, stat and read back (whole and from an offset).
 
 use std::sync::Arc;
 
+use backup_common::config::Profiles;
+use backup_common::error::ErrorKind;
 use backup_common::job::storages;
 use backup_common::message::{DestinationRef, SourceRef, TargetRef};
 use backup_common::storage::{Destination, FileMeta, ListItem, Source};
 use bytes::{Bytes, BytesMut};
+use harness::fault::{FaultProxy, Policy};
 use harness::stack::{pattern, Stack};
 use md5::{Digest, Md5};
 
@@ -22,18 +26,59 @@ struct Storage {
     root: String,
 }
 
-async fn blob(stack: &Stack) -> Storage {
-    stack.azurite.create_container("behaviour").await;
-    azure(stack, "archive", Some("behaviour"), None)
+/// The stack's profiles with one storage reached through `proxy` (the others directly).
+fn through(stack: &Stack, storage: &str, proxy: &FaultProxy) -> Profiles {
+    let mut vars = stack.vars();
+    let endpoint =
+        |port: u16, url: String| url.replace(&format!(":{port}/"), &format!(":{}/", proxy.port));
+    match storage {
+        "archive" => {
+            let url = endpoint(stack.azurite.port, stack.azurite.endpoint());
+            vars.insert("BACKUP_STORAGE_ARCHIVE_ENDPOINT".into(), url);
+        }
+        "fileshare" => {
+            let url = endpoint(stack.files.port(), stack.files.endpoint());
+            vars.insert("BACKUP_STORAGE_FILESHARE_ENDPOINT".into(), url);
+        }
+        _ => {
+            vars.insert(
+                "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
+                proxy.port.to_string(),
+            );
+            // The known_hosts entry names sshd's own port; the proxy's port is another.
+            vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
+            vars.insert(
+                "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
+                "true".into(),
+            );
+        }
+    }
+    Profiles::from_vars(vars)
 }
 
-fn files(stack: &Stack) -> Storage {
-    stack.files.create_share("behaviour");
-    azure(stack, "fileshare", None, Some("behaviour"))
+fn proxy_for(stack: &Stack, storage: &str) -> FaultProxy {
+    let port = match storage {
+        "archive" => stack.azurite.port,
+        "fileshare" => stack.files.port(),
+        _ => stack.sshd.port,
+    };
+    FaultProxy::start(port, Policy::default())
 }
 
-fn azure(stack: &Stack, storage: &str, container: Option<&str>, share: Option<&str>) -> Storage {
-    let profiles = stack.profiles();
+fn blob(profiles: &Profiles) -> Storage {
+    azure(profiles, "archive", Some("behaviour"), None)
+}
+
+fn files(profiles: &Profiles) -> Storage {
+    azure(profiles, "fileshare", None, Some("behaviour"))
+}
+
+fn azure(
+    profiles: &Profiles,
+    storage: &str,
+    container: Option<&str>,
+    share: Option<&str>,
+) -> Storage {
     let place = DestinationRef {
         storage: storage.into(),
         container: container.map(str::to_string),
@@ -41,18 +86,17 @@ fn azure(stack: &Stack, storage: &str, container: Option<&str>, share: Option<&s
         prefix: "suite".into(),
     };
     Storage {
-        write: storages::destination(&profiles, &place).unwrap(),
-        read: storages::mirror(&profiles, &place, "source").unwrap(),
+        write: storages::destination(profiles, &place).unwrap(),
+        read: storages::mirror(profiles, &place, "source").unwrap(),
         root: String::new(),
     }
 }
 
-fn sftp(stack: &Stack) -> Storage {
+fn sftp(stack: &Stack, profiles: &Profiles) -> Storage {
     use std::os::unix::fs::PermissionsExt;
     let dir = stack.sshd.data_dir().join("behaviour");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let profiles = stack.profiles();
     let root = dir.display().to_string();
     let target = TargetRef {
         storage: "office_nas".into(),
@@ -66,8 +110,8 @@ fn sftp(stack: &Stack) -> Storage {
         path: root.clone(),
     };
     Storage {
-        write: storages::target(&profiles, &target).unwrap(),
-        read: storages::source(&profiles, &source).unwrap(),
+        write: storages::target(profiles, &target).unwrap(),
+        read: storages::source(profiles, &source).unwrap(),
         root,
     }
 }
@@ -141,7 +185,49 @@ async fn listing(s: &Storage) -> Vec<(String, u64)> {
     found
 }
 
-async fn behaves(s: Storage) {
+/// A multi-chunk overwrite whose link dies after its first chunk: the put fails as transient
+/// once the retries are spent, and the old version stays whole under the name.
+async fn fails_mid_file(s: &Storage, proxied: Storage, proxy: FaultProxy) {
+    let old = pattern(2 * CHUNK + 1, 10);
+    write(s, "midway.bin", &old).await;
+    let upload = proxied
+        .write
+        .start_upload("midway.bin", 4 * CHUNK as u64, MTIME + 1, CHUNK as u64)
+        .await
+        .unwrap();
+    let chunk = pattern(CHUNK, 11);
+    let md5: [u8; 16] = Md5::digest(&chunk).into();
+    upload
+        .put_chunk(0, 0, Bytes::from(chunk.clone()), md5)
+        .await
+        .unwrap();
+    drop(proxy); // every connection through it closes, and nothing listens there any more
+    let failed = upload
+        .put_chunk(1, CHUNK as u64, Bytes::from(chunk), md5)
+        .await
+        .expect_err("a chunk through a dead link");
+    assert!(
+        failed.is_transient() && failed.kind() == ErrorKind::Unavailable,
+        "{failed:?}"
+    );
+    upload.abort().await; // best effort: the link is gone
+    let stat = s
+        .write
+        .stat("midway.bin")
+        .await
+        .unwrap()
+        .expect("the old version");
+    assert_eq!(
+        (stat.size, stat.source_mtime),
+        (old.len() as u64, Some(MTIME))
+    );
+    assert!(
+        read(s, "midway.bin", 0).await == old,
+        "the old version is whole"
+    );
+}
+
+async fn behaves(s: Storage, proxied: Storage, proxy: FaultProxy) {
     let sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 12_345];
     let mut expected = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
@@ -229,6 +315,15 @@ async fn behaves(s: Storage) {
         "no temporaries"
     );
 
+    // Delete removes the file and nothing else; a second delete finds nothing.
+    write(&s, "to delete/ä b.bin", b"short-lived").await;
+    assert!(s.write.delete("to delete/ä b.bin").await.unwrap());
+    assert!(s.write.stat("to delete/ä b.bin").await.unwrap().is_none());
+    assert!(!s.write.delete("to delete/ä b.bin").await.unwrap());
+
+    fails_mid_file(&s, proxied, proxy).await;
+    expected.push(("midway.bin".into(), 2 * CHUNK as u64 + 1));
+
     expected.sort();
     assert_eq!(listing(&s).await, expected, "exactly what was committed");
 }
@@ -236,17 +331,25 @@ async fn behaves(s: Storage) {
 #[tokio::test]
 async fn blob_behaves() {
     let stack = Stack::start();
-    behaves(blob(&stack).await).await;
+    let proxy = proxy_for(&stack, "archive");
+    stack.azurite.create_container("behaviour").await;
+    let proxied = blob(&through(&stack, "archive", &proxy));
+    behaves(blob(&stack.profiles()), proxied, proxy).await;
 }
 
 #[tokio::test]
 async fn files_behaves() {
     let stack = Stack::start();
-    behaves(files(&stack)).await;
+    let proxy = proxy_for(&stack, "fileshare");
+    stack.files.create_share("behaviour");
+    let proxied = files(&through(&stack, "fileshare", &proxy));
+    behaves(files(&stack.profiles()), proxied, proxy).await;
 }
 
 #[tokio::test]
 async fn sftp_behaves() {
     let stack = Stack::start();
-    behaves(sftp(&stack)).await;
+    let proxy = proxy_for(&stack, "office_nas");
+    let proxied = sftp(&stack, &through(&stack, "office_nas", &proxy));
+    behaves(sftp(&stack, &stack.profiles()), proxied, proxy).await;
 }

@@ -9,6 +9,7 @@ pub mod azure;
 pub mod blob;
 pub mod files;
 pub mod read;
+pub mod retry;
 pub mod sftp;
 pub mod write;
 

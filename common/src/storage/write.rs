@@ -127,6 +127,10 @@ pub trait Destination: Send + Sync {
         Ok(None)
     }
 
+    /// Remove the file `path` (relative to the prefix) and nothing else: `false` when there was
+    /// none. What a snapshot repository's prune and lock release stand on.
+    async fn delete(&self, path: &str) -> Result<bool>;
+
     /// Write a file that fits in one chunk, in as few requests as the service allows.
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()>;
 

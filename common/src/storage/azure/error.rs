@@ -2,7 +2,7 @@
 //! Blob containers and File shares alike. Table-tested below.
 
 use super::AzureAuth;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// An authorization failure before any request left: no token, or a request that cannot be signed.
 pub fn credential_error(account: &str, auth: &AzureAuth, e: &azure_core::Error) -> Error {
@@ -73,6 +73,20 @@ pub struct Target<'a> {
     pub resource: &'a str,
     /// The permission the call needs (`read`, `list`, `write`, `delete`), named on a 403.
     pub needs: &'static str,
+}
+
+/// The kind of an SDK error (Blob goes through the SDK), as [`Error::kind`] decides it.
+pub fn sdk_kind(e: &azure_core::Error) -> ErrorKind {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => ErrorKind::of_http(u16::from(*status), error_code.as_deref().unwrap_or("")),
+        azure_core::error::ErrorKind::Connection | azure_core::error::ErrorKind::Io => {
+            ErrorKind::Unavailable
+        }
+        azure_core::error::ErrorKind::Credential => ErrorKind::Unauthenticated,
+        _ => ErrorKind::Other,
+    }
 }
 
 pub fn classify(t: &Target<'_>, status: u16, code: &str) -> Error {

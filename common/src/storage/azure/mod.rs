@@ -10,9 +10,3 @@ pub mod signing;
 pub mod url_path;
 
 pub use account::{AccountConfig, AzureAuth, Service};
-
-/// Every Azure request is tried at most this many times (408, 429, 5xx, timeouts and broken
-/// connections are retried with exponential backoff from [`FIRST_BACKOFF`]); then the error is
-/// final. The Files client and the Blob SDK pipeline both follow it.
-pub const REQUEST_ATTEMPTS: u32 = 5;
-pub const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);

@@ -14,7 +14,7 @@ use std::num::NonZero;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport, Url};
+use azure_core::http::{ClientOptions, Transport, Url};
 use azure_storage_blob::models::{
     BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, ListBlobsIncludeItem,
 };
@@ -25,16 +25,17 @@ use azure_storage_blob::{
 use bytes::Bytes;
 use futures::TryStreamExt;
 
-use super::azure::error::{classify, credential_error, is_timeout, Target};
+use super::azure::error::{classify, credential_error, is_timeout, sdk_kind, Target};
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::signing::SigningPolicy;
 use super::azure::url_path::push_segments;
-use super::azure::{AccountConfig, FIRST_BACKOFF, REQUEST_ATTEMPTS};
+use super::azure::AccountConfig;
+use super::retry;
 use super::write::Capability;
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::check::Step;
 use crate::check::DESTINATION_STEPS;
-use crate::error::{redact_url, Error, Result};
+use crate::error::{redact_url, Error, ErrorKind, Result};
 pub use config::BlobConfig;
 use upload::{BlobUpload, BlockNaming};
 
@@ -66,15 +67,7 @@ impl BlobDestination {
         let client_options = ClientOptions {
             per_try_policies: vec![Arc::new(SigningPolicy::new(&cfg.account))],
             transport: Some(transport),
-            retry: RetryOptions::exponential(ExponentialRetryOptions {
-                initial_delay: azure_core::time::Duration::milliseconds(
-                    FIRST_BACKOFF.as_millis() as i64
-                ),
-                max_retries: REQUEST_ATTEMPTS - 1,
-                // The attempts bound the retries, not the clock (long Retry-After waits).
-                max_total_elapsed: azure_core::time::Duration::minutes(10),
-                ..Default::default()
-            }),
+            retry: retry::REQUESTS.sdk_options(),
             ..Default::default()
         };
         let mut container_url = cfg.account.endpoint.clone();
@@ -214,10 +207,7 @@ pub(super) fn map_sdk_error(
         Error::AzureHttp { .. } | Error::AzureUnreachable { .. } | Error::AzureTimeout { .. }
     );
     if retried && error.is_retryable() {
-        Error::GaveUp {
-            attempts: REQUEST_ATTEMPTS,
-            last: Box::new(error),
-        }
+        retry::REQUESTS.gave_up(retry::REQUESTS.attempts, error)
     } else {
         error
     }
@@ -367,6 +357,14 @@ impl Destination for BlobDestination {
         Ok(found)
     }
 
+    async fn delete(&self, path: &str) -> Result<bool> {
+        match self.blob_client(path)?.delete(None).await {
+            Ok(_) => Ok(true),
+            Err(e) if sdk_kind(&e) == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.map_err(&self.blob_name(path), "delete", e)),
+        }
+    }
+
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
         let client = self.block_client(path)?;
         let options = BlockBlobClientUploadOptions {
@@ -434,7 +432,7 @@ impl Destination for BlobDestination {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.http_status().map(u16::from), Some(409 | 412)) => Ok(false),
+            Err(e) if sdk_kind(&e) == ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(self.map_err(&self.blob_name(&path), "write", e)),
         }
     }
@@ -443,7 +441,7 @@ impl Destination for BlobDestination {
         let path = format!("{RESERVED_DIR}/{name}");
         let response = match self.blob_client(&path)?.download(None).await {
             Ok(r) => r,
-            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
+            Err(e) if sdk_kind(&e) == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.map_err(&self.blob_name(&path), "read", e)),
         };
         let body = response

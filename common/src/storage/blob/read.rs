@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use super::{map_sdk_error, BlobDestination, META_SOURCE_MTIME};
 use crate::check::CheckFailure;
 use crate::check::Step;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::azure::error::sdk_kind;
 use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AccountConfig;
@@ -68,7 +69,7 @@ impl BlobReads {
     pub(super) async fn properties(&self, name: &str) -> Result<Option<Properties>> {
         let props = match self.client(name)?.get_properties(None).await {
             Ok(p) => p,
-            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(None),
+            Err(e) if sdk_kind(&e) == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.map_err(name, e)),
         };
         let metadata = props.metadata().unwrap_or_default();

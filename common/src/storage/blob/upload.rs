@@ -14,7 +14,8 @@ use bytes::Bytes;
 use md5::Digest;
 
 use super::{map_sdk_error, metadata};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::azure::error::sdk_kind;
 use crate::storage::azure::AccountConfig;
 use crate::storage::{FileMeta, Upload};
 
@@ -100,7 +101,7 @@ impl Upload for BlobUpload {
         {
             Ok(r) => r.into_model().map_err(|e| self.map_err(e))?,
             // No blob and no staged blocks yet: nothing to resume.
-            Err(e) if e.http_status().map(u16::from) == Some(404) => return Ok(HashSet::new()),
+            Err(e) if sdk_kind(&e) == ErrorKind::NotFound => return Ok(HashSet::new()),
             Err(e) => return Err(self.map_err(e)),
         };
         let mut indexes = HashSet::new();

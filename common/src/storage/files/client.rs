@@ -12,15 +12,16 @@ use url::Url;
 
 use super::config::FilesConfig;
 use super::wire::{
-    base64_encode, error_code, format_time, header_md5, is_retryable_status, jitter, parse_time,
-    retry_after, EntryXml, ListXml, RangesXml,
+    base64_encode, error_code, format_time, header_md5, is_retryable_status, parse_time, EntryXml,
+    ListXml, RangesXml,
 };
-use crate::error::{redact_url, Error, Result};
+use crate::error::{redact_url, Error, ErrorKind, Result};
 use crate::storage::azure::error::credential_error;
 use crate::storage::azure::error::{classify, Target};
 use crate::storage::azure::signing::Authorizer;
 use crate::storage::azure::url_path::push_segments;
-use crate::storage::azure::{AzureAuth, FIRST_BACKOFF, REQUEST_ATTEMPTS};
+use crate::storage::azure::AzureAuth;
+use crate::storage::retry::{self, retry_after};
 
 /// The REST version we speak. Azure accepts it; the test server accepts any dated version.
 pub const API_VERSION: &str = "2025-05-05";
@@ -117,18 +118,13 @@ impl FilesClient {
                 Err(Failure::Transport(_)) => Some(None),
                 _ => None,
             };
-            if let (Some(wait), true) = (retry_after, attempt < REQUEST_ATTEMPTS) {
-                // Full jitter on the exponential step, so retrying writers spread out.
-                let backoff = (FIRST_BACKOFF * 2u32.pow(attempt - 1)).mul_f64(jitter());
-                tokio::time::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(30))).await;
+            if let (Some(hint), true) = (retry_after, retry::REQUESTS.allows_another(attempt)) {
+                tokio::time::sleep(retry::REQUESTS.wait(attempt, hint)).await;
                 continue;
             }
             let result = self.reply_or_error(outcome, &method, query, resource);
             return match result {
-                Err(last) if retry_after.is_some() => Err(Error::GaveUp {
-                    attempts: attempt,
-                    last: Box::new(last),
-                }),
+                Err(last) if retry_after.is_some() => Err(retry::REQUESTS.gave_up(attempt, last)),
                 other => other,
             };
         }
@@ -239,9 +235,7 @@ impl FilesClient {
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::AzureHttp {
-                status: 409, code, ..
-            }) if code == "ResourceAlreadyExists" => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -272,9 +266,7 @@ impl FilesClient {
                 .await
             {
                 Ok(r) => r,
-                Err(Error::AzureHttp {
-                    status: 404, code, ..
-                }) if code == "ResourceNotFound" || code == "ParentNotFound" => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
             let page: ListXml =
@@ -411,14 +403,14 @@ impl FilesClient {
         .map(|_| ())
     }
 
-    /// Delete File; a missing one is fine.
-    pub async fn delete_file(&self, path: &str) -> Result<()> {
+    /// Delete File; a missing one is fine (`false`).
+    pub async fn delete_file(&self, path: &str) -> Result<bool> {
         match self
             .send(Method::DELETE, self.url(path), &[], &[], Bytes::new(), path)
             .await
         {
-            Ok(_) => Ok(()),
-            Err(Error::AzureHttp { status: 404, .. }) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -478,7 +470,7 @@ impl FilesClient {
             .await
         {
             Ok(r) => Ok(Some(r.headers)),
-            Err(Error::AzureHttp { status: 404, .. }) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -27,7 +27,7 @@ use super::write::{put_whole, unix_now, Capability};
 use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
 use crate::check::Step;
 use crate::check::DESTINATION_STEPS;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
 use upload::FilesUpload;
@@ -177,7 +177,7 @@ impl Destination for FilesDestination {
             self.ensure_dir(&self.prefix).await?;
             let probe = upload::own_name(&self.prefix, "probe");
             self.client.create_file(&probe, 0, &[]).await?;
-            self.client.delete_file(&probe).await
+            self.client.delete_file(&probe).await.map(|_| ())
         };
         within(cfg, Step::Write, async {
             write.await.map_err(CheckFailure::at(Step::Write))
@@ -261,6 +261,10 @@ impl Destination for FilesDestination {
 
     async fn stored_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
         self.client.content_md5(&self.full(path)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<bool> {
+        self.client.delete_file(&self.full(path)).await
     }
 
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
@@ -348,7 +352,7 @@ impl Destination for FilesDestination {
             Err(e) => {
                 let _ = self.client.delete_file(&temporary).await;
                 match e {
-                    Error::AzureHttp { status: 409, .. } => Ok(false),
+                    e if e.kind() == ErrorKind::AlreadyExists => Ok(false),
                     e => Err(e),
                 }
             }
@@ -362,7 +366,7 @@ impl Destination for FilesDestination {
             .await
         {
             Ok(data) => Ok(Some(data)),
-            Err(Error::AzureHttp { status: 404, .. }) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

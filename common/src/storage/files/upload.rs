@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::client::{DirEntry, FilesClient};
 use super::TEMP_PREFIX;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::write::{random_hex, unix_now};
 use crate::storage::{FileMeta, Upload};
 
@@ -78,9 +78,9 @@ pub async fn claim(
                 return Ok(true);
             }
             // Another attempt claimed it first (it is gone, or our name is taken).
-            Err(Error::AzureHttp {
-                status: 404 | 409, ..
-            }) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists) => {
+                continue
+            }
             Err(e) => return Err(e),
         }
     }

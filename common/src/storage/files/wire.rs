@@ -1,36 +1,11 @@
 //! What travels on the wire for the File REST API: header values (times, MD5s, `Retry-After`,
 //! error codes) and the XML bodies of listings and range lists.
 
-use std::time::Duration;
-
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 pub(super) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// A factor in [0.5, 1.5) from the clock's low bits: enough to spread retries, no RNG needed.
-pub(super) fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    0.5 + f64::from(nanos % 1000) / 1000.0
-}
-
-/// `Retry-After` in either form the HTTP standard allows: delay seconds or an HTTP-date.
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers
-        .get(HeaderName::from_static("retry-after"))
-        .and_then(|v: &HeaderValue| v.to_str().ok())?
-        .trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = azure_core::time::parse_rfc7231(text).ok()?;
-    let wait = at - azure_core::time::OffsetDateTime::now_utc();
-    Some(Duration::from_secs_f64(wait.as_seconds_f64().max(0.0)))
 }
 
 /// The service's error code: `x-ms-error-code` (HEAD has no body), else `<Code>` in the body.
@@ -145,6 +120,7 @@ pub(super) struct FilePropsXml {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use http::HeaderValue;
 
     #[test]
     fn times_round_trip_in_the_seven_digit_format() {
@@ -178,28 +154,6 @@ mod tests {
             _ => panic!("not a file"),
         }
         assert_eq!(page.next_marker.filter(|m| !m.is_empty()), None);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        let later =
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(5);
-        let date = azure_core::time::to_rfc7231(&later);
-        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
-        let wait = retry_after(&h).unwrap();
-        assert!(
-            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
-            "{wait:?}"
-        );
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
     }
 
     #[test]

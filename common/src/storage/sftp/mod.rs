@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::{join, ListItem, Source, SourceReader};
 use crate::check::CheckFailure;
 use crate::check::Step;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 pub use config::{HostKeyPolicy, SftpConfig};
 use connect::Connection;
 use session::Sessions;
@@ -164,7 +164,7 @@ impl Source for SftpSource {
                 meta.size.unwrap_or(0),
                 i64::from(meta.mtime.unwrap_or(0)),
             ))),
-            Err(Error::SftpNotFound { .. }) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -4,7 +4,6 @@
 //! file in flight at the same moment).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -12,11 +11,7 @@ use super::config::SftpConfig;
 use super::connect::{self, Connection};
 use crate::check::CheckFailure;
 use crate::error::Error;
-
-/// Attempts at reconnecting after a connection broke (the first connection is tried once:
-/// Test Connection must answer at once).
-const RECONNECT_ATTEMPTS: u32 = 5;
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+use crate::storage::retry;
 
 pub struct Sessions {
     cfg: SftpConfig,
@@ -66,13 +61,19 @@ impl Sessions {
     }
 
     async fn connect(&self, reconnect: bool) -> Result<Connection, CheckFailure> {
-        let attempts = if reconnect { RECONNECT_ATTEMPTS } else { 1 };
+        // A reconnect follows the retry policy; the first connection is tried once (Test
+        // Connection must answer at once).
+        let attempts = if reconnect {
+            retry::REQUESTS.attempts
+        } else {
+            1
+        };
         let mut attempt = 1;
         loop {
             match connect::connect(&self.cfg).await {
                 Ok(conn) => return Ok(conn),
                 Err(f) if attempt < attempts && transient(&f.error) => {
-                    let wait = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+                    let wait = retry::REQUESTS.wait(attempt, None);
                     tracing::info!(attempt, error = %f.error, "SFTP reconnect failed; retrying in {wait:?}");
                     tokio::time::sleep(wait).await;
                     attempt += 1;

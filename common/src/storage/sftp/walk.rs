@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
+use crate::storage::write::TEMP_PREFIX;
 use crate::storage::{join, ListItem, SourceFile};
 
 /// Items buffered between the walker and the transfer engine.
@@ -64,7 +65,8 @@ async fn send_entries(
 ) -> bool {
     for entry in entries {
         let name = entry.file_name();
-        if name == "." || name == ".." {
+        // A worker's temporary (a restore in progress, or one killed) is never data.
+        if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
             continue;
         }
         let rel = if dir.is_empty() {

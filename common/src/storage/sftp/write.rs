@@ -21,7 +21,7 @@ use super::session::Sessions;
 use super::{with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, ListItem, RemoteFile, Source, Upload, RESERVED_DIR,
@@ -193,7 +193,7 @@ impl Destination for SftpDestination {
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
         let mut items = match self.reads.list(&self.root).await {
             Ok(items) => items,
-            Err(Error::SftpNotFound { .. }) => return Ok(HashMap::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HashMap::new()),
             Err(e) => return Err(e),
         };
         let now = unix_now();
@@ -241,6 +241,21 @@ impl Destination for SftpDestination {
     /// `md5sum` on the server, as for a backup's source.
     async fn stored_md5(&self, path: &str) -> Result<Option<[u8; 16]>> {
         self.reads.remote_md5(&self.root, path).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<bool> {
+        let full = self.full(path);
+        let p = full.clone();
+        let removed = with_connection(&self.sessions, &full, |conn| {
+            let p = p.clone();
+            async move { conn.sftp.remove_file(p).await }
+        })
+        .await;
+        match removed {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
@@ -329,7 +344,7 @@ impl Destination for SftpDestination {
         .await;
         match read {
             Ok(data) => Ok(Some(Bytes::from(data))),
-            Err(Error::SftpNotFound { .. }) => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -347,7 +362,7 @@ impl Destination for SftpDestination {
                 .filter(|e| e.file_type().is_file() && !e.file_name().starts_with(TEMP_PREFIX))
                 .map(|e| e.file_name())
                 .collect()),
-            Err(Error::SftpNotFound { .. }) => Ok(Vec::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
