@@ -220,23 +220,21 @@ async fn a_killed_restore_leaves_the_old_file_whole_and_the_next_run_completes()
     let left = temporaries();
     assert_eq!(left.len(), 1, "{left:?}");
 
-    // A temporary nobody touched for an hour is a dead run's: the next run removes it.
-    // The server's sftp process may still be writing what the killed client had sent
-    // (which moves the mtime forward again), so age it until the age sticks.
-    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
+    // A temporary nobody touched for an hour is a dead run's: the next run removes it. The
+    // server's sftp process may still be writing what the killed client had sent (which would
+    // move the mtime forward again): wait until no process holds the file open, then age it.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let file = std::fs::File::options()
-            .write(true)
-            .open(&left[0].0)
-            .unwrap();
-        file.set_modified(an_hour_ago).unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if file.metadata().unwrap().modified().unwrap() == an_hour_ago {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the temporary kept changing");
+    while held_open(&left[0].0) {
+        assert!(Instant::now() < deadline, "the temporary stays open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3700);
+    std::fs::File::options()
+        .write(true)
+        .open(&left[0].0)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
     let out = harness::runner::run(bin, &stack, &restore, &[("RUST_LOG", "warn")]);
     assert_eq!(
         out.status.code(),
@@ -248,5 +246,22 @@ async fn a_killed_restore_leaves_the_old_file_whole_and_the_next_run_completes()
         std::fs::read(target.join("big.bin")).unwrap() == data,
         "big.bin is the backup's"
     );
-    assert!(temporaries().is_empty(), "the dead temporary was removed");
+    let left = temporaries();
+    assert!(left.is_empty(), "the dead temporary was removed: {left:?}");
+}
+
+/// Whether any process has `path` open (the test runs as root and sees every process's fds).
+fn held_open(path: &std::path::Path) -> bool {
+    let fds = |pid: std::fs::DirEntry| {
+        std::fs::read_dir(pid.path().join("fd"))
+            .into_iter()
+            .flatten()
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(fds)
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
 }

@@ -130,7 +130,7 @@ impl Source for SftpSource {
     }
 
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {
-        walk::start(self.sessions.clone(), root).await
+        walk::start(self.sessions.clone(), root, walk::Temporaries::Skip).await
     }
 
     /// `md5sum` on the server, unless Disable Hash Check is set or the server refused it once.

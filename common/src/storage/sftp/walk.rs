@@ -15,9 +15,21 @@ use crate::storage::{join, ListItem, SourceFile};
 /// Items buffered between the walker and the transfer engine.
 const LIST_CHANNEL_DEPTH: usize = 256;
 
+/// Whether a walk lists the worker's own temporaries: a source never does (a temporary is never
+/// data); the write side does, to remove dead ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporaries {
+    Skip,
+    List,
+}
+
 /// Read `root` (it must be readable: a wrong path fails the job instead of "0 files copied"),
 /// then walk the rest in the background.
-pub async fn start(sessions: Arc<Sessions>, root: &str) -> Result<mpsc::Receiver<ListItem>> {
+pub async fn start(
+    sessions: Arc<Sessions>,
+    root: &str,
+    temporaries: Temporaries,
+) -> Result<mpsc::Receiver<ListItem>> {
     let first = read_dir(&sessions, root).await?;
     let (tx, rx) = mpsc::channel(LIST_CHANNEL_DEPTH);
     let root = root.to_string();
@@ -25,7 +37,7 @@ pub async fn start(sessions: Arc<Sessions>, root: &str) -> Result<mpsc::Receiver
         let mut pending: Vec<String> = Vec::new();
         let mut batch = Some((String::new(), first));
         while let Some((dir, entries)) = batch.take() {
-            if !send_entries(&tx, &dir, entries, &mut pending).await {
+            if !send_entries(&tx, &dir, entries, temporaries, &mut pending).await {
                 return;
             }
             while let Some(next) = pending.pop() {
@@ -61,12 +73,13 @@ async fn send_entries(
     tx: &mpsc::Sender<ListItem>,
     dir: &str,
     entries: ReadDir,
+    temporaries: Temporaries,
     pending: &mut Vec<String>,
 ) -> bool {
     for entry in entries {
         let name = entry.file_name();
-        // A worker's temporary (a restore in progress, or one killed) is never data.
-        if name == "." || name == ".." || name.starts_with(TEMP_PREFIX) {
+        let temporary = name.starts_with(TEMP_PREFIX);
+        if name == "." || name == ".." || (temporary && temporaries == Temporaries::Skip) {
             continue;
         }
         let rel = if dir.is_empty() {

@@ -18,7 +18,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::connect::Connection;
 use super::session::Sessions;
-use super::{with_connection, SftpSource};
+use super::{walk, with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, ErrorKind, Result};
@@ -191,7 +191,9 @@ impl Destination for SftpDestination {
     }
 
     async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
-        let mut items = match self.reads.list(&self.root).await {
+        // The walk a source does, plus the temporaries (to find dead ones).
+        let sessions = self.sessions.clone();
+        let mut items = match walk::start(sessions, &self.root, walk::Temporaries::List).await {
             Ok(items) => items,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HashMap::new()),
             Err(e) => return Err(e),
