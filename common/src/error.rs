@@ -145,6 +145,15 @@ pub enum Error {
     MissingFromMirror { path: String },
     #[error("`{path}` is not in {storage} (it was listed, then it was gone)")]
     ObjectNotFound { storage: String, path: String },
+    // --- snapshot repositories --------------------------------------------------------------
+    #[error("storage `{storage}` has no repository password: set {variable} (or {variable}_FILE naming a file that holds it)")]
+    PasswordMissing { storage: String, variable: String },
+    #[error("Wrong password: the repository password (RESTIC_PASSWORD) does not open the repository at {location}. Use the password the repository was created with")]
+    WrongPassword { location: String },
+    #[error("no restic repository at {location}: set `init: true` in the job to create one there, or fix the container, share or prefix")]
+    NoRepository { location: String },
+    #[error("snapshot repository: {detail}")]
+    Snapshot { detail: String },
     /// A request that was retried until its attempts ran out: final, with the last failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp { attempts: u32, last: Box<Error> },
@@ -191,6 +200,10 @@ impl Error {
             Error::ObjectNotFound { .. } => "storage.not_found",
             Error::Corrupt { .. } => "verify.corrupt",
             Error::MissingFromMirror { .. } => "verify.missing",
+            Error::PasswordMissing { .. } => "snapshot.password_missing",
+            Error::WrongPassword { .. } => "snapshot.wrong_password",
+            Error::NoRepository { .. } => "snapshot.no_repository",
+            Error::Snapshot { .. } => "snapshot.error",
             Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }
@@ -224,7 +237,10 @@ impl Error {
             | Error::WrongStorageKind { .. }
             | Error::ConnectionString(_)
             | Error::ContainerNotFound { .. }
-            | Error::ShareNotFound { .. } => Configuration,
+            | Error::ShareNotFound { .. }
+            | Error::PasswordMissing { .. }
+            | Error::NoRepository { .. } => Configuration,
+            Error::WrongPassword { .. } => Unauthenticated,
             Error::GaveUp { last, .. } => last.kind(),
             _ => Other,
         }

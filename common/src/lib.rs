@@ -11,6 +11,7 @@ pub mod job;
 pub mod message;
 pub mod plan;
 pub mod result;
+pub mod snapshot;
 pub mod storage;
 pub mod transfer;
 

@@ -122,6 +122,9 @@ pub struct JobResult {
     /// For a verify job: what the mirror holds, file by file.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verify: Option<VerifyCounts>,
+    /// For a backup in snapshot mode: the snapshot saved.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub snapshot: Option<crate::snapshot::SnapshotReport>,
     /// Messages the platform must put on the job queue (parts, continuations). Not reported.
     #[serde(skip)]
     pub follow_up: Vec<String>,
@@ -182,6 +185,7 @@ impl JobResult {
             run: None,
             part: None,
             verify: None,
+            snapshot: None,
             follow_up: Vec::new(),
         }
     }

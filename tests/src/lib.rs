@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lambda;
 pub mod moto;
 pub mod pki;
+pub mod restic;
 pub mod runner;
 pub mod sshd;
 pub mod stack;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{concluded, parts, started, storages, Run};
 use crate::error::{Error, Result};
-use crate::message::{BackupJob, TransferOptions};
+use crate::message::{BackupJob, BackupMode, TransferOptions};
 use crate::result::JobResult;
 use crate::storage::Destination;
 use crate::storage::Source;
@@ -53,6 +53,9 @@ pub async fn run(job: &BackupJob, ctx: &Run<'_>) -> JobResult {
 }
 
 async fn execute(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
+    if job.mode == BackupMode::Snapshot {
+        return super::snapshot::run(job, ctx, result).await;
+    }
     let prepared = prepare(job, ctx, result)?;
     match (&job.part, ctx.fan_out) {
         (Some(part), _) => parts::run_part(job, part, &prepared, ctx, result).await,

@@ -4,6 +4,7 @@
 mod backup;
 mod parts;
 mod restore;
+mod snapshot;
 pub mod storages;
 mod test_connection;
 mod verify;

@@ -47,7 +47,7 @@ async fn execute(job: &VerifyJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
     let held = check_mirror(mirror, &filter, chunk, budget.clone(), result).await?;
     if let Some((source, root)) = source {
         let compare = Compare {
-            source: source.as_ref(),
+            source: &source,
             root,
             chunk,
             budget: &budget,
@@ -95,7 +95,7 @@ async fn check_mirror(
         }
         let (mirror, budget) = (mirror.clone(), budget.clone());
         tasks.spawn(async move {
-            let read = read_md5(mirror.as_ref(), "", &file.path, chunk, &budget).await;
+            let read = read_md5(&mirror, "", &file.path, chunk, &budget).await;
             (file, read)
         });
     }
@@ -170,7 +170,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The source side of `against_source`.
 struct Compare<'a> {
-    source: &'a dyn Source,
+    source: &'a Arc<dyn Source>,
     root: &'a str,
     chunk: usize,
     budget: &'a ChunkSlots,

@@ -5,6 +5,7 @@
 //! The JSON Schema in `events/schema/job-message.schema.json` is generated from these types.
 
 pub mod json;
+mod mode;
 pub mod paths;
 mod restore;
 mod size;
@@ -14,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use mode::BackupMode;
 pub use restore::{RestoreJob, TargetRef};
 pub use size::{ByteSize, GIB, KIB, MIB};
 pub use verify::VerifyJob;
@@ -49,6 +51,15 @@ pub struct BackupJob {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub options: TransferOptions,
+    /// `mirror` (default) or `snapshot` (a restic repository under the destination's prefix).
+    #[serde(default)]
+    pub mode: BackupMode,
+    /// Snapshot mode: create the repository if there is none (else a missing one is an error).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// Snapshot mode: tags on the snapshot (as `restic backup --tag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Set on the part messages a planned job fans out into (written by the worker, not by
     /// people): which files this part copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -331,7 +342,7 @@ impl BackupJob {
         if let Some(part) = &self.part {
             part.validate()?;
         }
-        Ok(())
+        mode::validate(self)
     }
 }
 

@@ -271,7 +271,7 @@ fn record(
 
 /// Bytes that come with a stored MD5 (a mirror being restored) must match it before they are
 /// committed: a damaged or tampered copy never replaces a good file.
-fn check_stored_md5(file: &SourceFile, reader: &ResumingReader<'_>, read: [u8; 16]) -> Result<()> {
+fn check_stored_md5(file: &SourceFile, reader: &ResumingReader, read: [u8; 16]) -> Result<()> {
     match file.md5.or(reader.stored_md5()) {
         Some(stored) if stored != read => Err(Error::HashMismatch {
             path: file.path.clone(),
@@ -342,7 +342,7 @@ impl FileCopier {
                 }
             }
         }
-        let mut reader = ResumingReader::open(self.source.as_ref(), &self.root, &file.path).await?;
+        let mut reader = ResumingReader::open(self.source.clone(), &self.root, &file.path).await?;
         if file.size <= self.chunk_size as u64 {
             self.copy_small(file, &mut reader).await
         } else {
@@ -355,11 +355,7 @@ impl FileCopier {
     }
 
     /// A file that fits in one chunk: one read, one request.
-    async fn copy_small(
-        &self,
-        file: &SourceFile,
-        reader: &mut ResumingReader<'_>,
-    ) -> Result<Outcome> {
+    async fn copy_small(&self, file: &SourceFile, reader: &mut ResumingReader) -> Result<Outcome> {
         let _slot = self.take_slot(file.size).await?;
         let data = reader.read_chunk(file.size as usize).await?;
         self.expect_end(file, reader, data.len() as u64).await?;
@@ -383,7 +379,7 @@ impl FileCopier {
     async fn copy_chunked(
         &self,
         file: &SourceFile,
-        reader: &mut ResumingReader<'_>,
+        reader: &mut ResumingReader,
     ) -> Result<Outcome> {
         let upload = self
             .dest
@@ -491,7 +487,7 @@ impl FileCopier {
     async fn expect_end(
         &self,
         file: &SourceFile,
-        reader: &mut ResumingReader<'_>,
+        reader: &mut ResumingReader,
         read: u64,
     ) -> Result<()> {
         if read != file.size {
@@ -524,7 +520,7 @@ impl FileCopier {
             return Ok(md5);
         }
         let read = reader::read_md5(
-            self.source.as_ref(),
+            &self.source,
             &self.root,
             &file.path,
             self.chunk_size,

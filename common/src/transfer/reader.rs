@@ -4,6 +4,7 @@
 //! reading (the integrity value carried across reconnects) stays valid, and a link that drops
 //! every few tens of MB still gets a large file through.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::ChunkSlots;
@@ -18,10 +19,10 @@ use md5::{Digest, Md5};
 const REOPENS: u32 = 6;
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
-pub struct ResumingReader<'a> {
-    source: &'a dyn Source,
-    root: &'a str,
-    path: &'a str,
+pub struct ResumingReader {
+    source: Arc<dyn Source>,
+    root: String,
+    path: String,
     offset: u64,
     reader: Box<dyn SourceReader>,
     /// Reopens since the read last made progress, and the offset of the last reopen.
@@ -31,14 +32,14 @@ pub struct ResumingReader<'a> {
     stored_md5: Option<[u8; 16]>,
 }
 
-impl<'a> ResumingReader<'a> {
-    pub async fn open(source: &'a dyn Source, root: &'a str, path: &'a str) -> Result<Self> {
+impl ResumingReader {
+    pub async fn open(source: Arc<dyn Source>, root: &str, path: &str) -> Result<Self> {
         let reader = source.open(root, path, 0).await?;
         Ok(ResumingReader {
             stored_md5: reader.stored_md5(),
             source,
-            root,
-            path,
+            root: root.to_string(),
+            path: path.to_string(),
             offset: 0,
             reader,
             reopens: 0,
@@ -76,7 +77,7 @@ impl<'a> ResumingReader<'a> {
             self.reopened_at = reached;
             tracing::info!(path = %self.path, offset = reached, error = %failure, "read failed; reopening at the same offset");
             tokio::time::sleep(pause).await;
-            if let Ok(reader) = self.source.open(self.root, self.path, reached).await {
+            if let Ok(reader) = self.source.open(&self.root, &self.path, reached).await {
                 self.reader = reader;
             }
         }
@@ -94,13 +95,13 @@ pub struct ReadDigest {
 /// Read `root/path` to its end, `chunk_size` bytes at a time, each chunk inside one slot of
 /// `slots` (the job's memory), and hash it.
 pub async fn read_md5(
-    source: &dyn Source,
+    source: &Arc<dyn Source>,
     root: &str,
     path: &str,
     chunk_size: usize,
     slots: &ChunkSlots,
 ) -> Result<ReadDigest> {
-    let mut reader = ResumingReader::open(source, root, path).await?;
+    let mut reader = ResumingReader::open(source.clone(), root, path).await?;
     let mut md5 = Md5::new();
     let mut len = 0;
     loop {

@@ -11,6 +11,8 @@ use harness::stack::{pattern, write_file, Stack};
 const SAMPLE_TREE: &str = "/tmp/backup-worker-demo";
 /// Where the restore samples write (the SFTP login is another user: it must be writable).
 const RESTORED: &str = "/tmp/backup-worker-demo-restored";
+/// The demo repository's password (a real deployment keeps it in a secret store).
+const RESTIC_PASSWORD: &str = "demo-only-password";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             .args(["run", message])
             .current_dir(&root)
             .envs(stack.vars())
+            .env("BACKUP_STORAGE_ARCHIVE_RESTIC_PASSWORD", RESTIC_PASSWORD)
             .env("RUST_LOG", "warn")
             .status()?;
         println!("   (exit code {})", status.code().unwrap_or(-1));
@@ -98,6 +101,17 @@ async fn main() -> anyhow::Result<()> {
     run("events/restore-some-files.json")?;
     println!("\n== verify the Blob mirror, and compare it with the source");
     run("events/verify.json")?;
+
+    println!("\n== snapshot mode: the tree as an encrypted restic repository, twice");
+    run("events/backup-snapshot.json")?;
+    run("events/backup-snapshot.json")?;
+    println!("\n== what stock restic says of it (copied out of Azurite)");
+    let restic =
+        harness::restic::Restic::from_blob(&stack, "backups", "office-nas-restic", RESTIC_PASSWORD)
+            .await;
+    print!("{}", restic.run(&["snapshots"]));
+    restic.run(&["check", "--read-data"]);
+    println!("   restic check --read-data: no errors");
     Ok(())
 }
 

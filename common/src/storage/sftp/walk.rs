@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
-use crate::storage::write::TEMP_PREFIX;
 use crate::storage::{join, ListItem, SourceFile};
 
 /// Items buffered between the walker and the transfer engine.
@@ -78,7 +77,7 @@ async fn send_entries(
 ) -> bool {
     for entry in entries {
         let name = entry.file_name();
-        let temporary = name.starts_with(TEMP_PREFIX);
+        let temporary = super::write::is_temporary(&name);
         if name == "." || name == ".." || (temporary && temporaries == Temporaries::Skip) {
             continue;
         }

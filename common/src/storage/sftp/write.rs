@@ -111,7 +111,7 @@ impl SftpDestination {
     async fn new_temporary(&self, target: &str) -> Result<String> {
         let (dir, _) = target.rsplit_once('/').unwrap_or(("", target));
         self.ensure_dir(dir).await?;
-        let temporary = join(dir, &format!("{TEMP_PREFIX}r{}", random_hex()));
+        let temporary = join(dir, &temporary_name(&random_hex()));
         let t = temporary.clone();
         with_connection(&self.sessions, &temporary, |conn| {
             let t = t.clone();
@@ -203,7 +203,7 @@ impl Destination for SftpDestination {
         while let Some(item) = items.recv().await {
             let ListItem::File(f) = item else { continue };
             let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-            if name.starts_with(TEMP_PREFIX) {
+            if is_temporary(name) {
                 if now - f.mtime >= STALE_AFTER_SECS {
                     stale.push(self.full(&f.path));
                 }
@@ -370,6 +370,20 @@ impl Destination for SftpDestination {
     }
 }
 
+/// The name of an SFTP temporary: `.bw-partial-r` + 16 hex digits (`random` is from
+/// [`random_hex`]).
+fn temporary_name(random: &str) -> String {
+    format!("{TEMP_PREFIX}r{random}")
+}
+
+/// Whether `name` is exactly what [`temporary_name`] makes: only such files are skipped as data
+/// or removed when dead, never a user's file that merely starts the same way.
+pub(super) fn is_temporary(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .and_then(|rest| rest.strip_prefix('r'))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// One file being written under its temporary name.
 struct SftpUpload {
     sessions: Arc<Sessions>,
@@ -462,6 +476,23 @@ impl Upload for SftpUpload {
         .await;
         if let Err(e) = removed {
             tracing::warn!(path = %self.temporary, error = %e, "could not remove a temporary");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_workers_own_temporaries_are_taken_for_temporaries() {
+        assert!(is_temporary(&temporary_name(&random_hex())));
+        for user_file in [
+            ".bw-partial-fake",
+            ".bw-partial-r123",
+            ".bw-partial-rzzzzzzzzzzzzzzzz",
+        ] {
+            assert!(!is_temporary(user_file), "{user_file}");
         }
     }
 }

@@ -1,0 +1,89 @@
+//! A backup in snapshot mode: the source's files that pass the filter, archived as one snapshot
+//! of the restic repository under the destination's container/share + prefix. One invocation
+//! makes the whole snapshot (no fan-out, no deadline hand-back yet).
+
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use super::{storages, Run};
+use crate::error::{Error, Result};
+use crate::message::BackupJob;
+use crate::result::{FileError, JobResult};
+use crate::snapshot::backend::ObjectBackend;
+use crate::snapshot::password::repository_password;
+use crate::snapshot::tree::SourceTree;
+use crate::snapshot::{self, SnapshotSpec};
+use crate::storage::{ListItem, Source, SourceFile};
+use crate::transfer::Filter;
+
+/// The seed's default for `maxConnections`: parallel uploads into the repository.
+const DEFAULT_CONNECTIONS: u32 = 5;
+
+pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
+    let filter = Filter::new(&job.include, &job.exclude)?;
+    let source = storages::source(ctx.profiles, &job.source)?;
+    let dest = storages::destination(ctx.profiles, &job.destination)?;
+    let read = storages::mirror(ctx.profiles, &job.destination, "destination")?;
+    let password = repository_password(ctx.profiles, &job.destination.storage)?;
+    result.source = Some(format!("{}{}", source.describe(), job.source.path));
+    result.destination = Some(dest.describe());
+
+    let files = collect(source.as_ref(), &job.source.path, &filter, result).await?;
+    if files.is_empty() {
+        return Ok(()); // reported as `no_files`; an empty snapshot helps nobody
+    }
+    let parallel = dest
+        .capability()
+        .max_parallel_requests
+        .unwrap_or(DEFAULT_CONNECTIONS);
+    let runtime = Handle::current();
+    let backend = Arc::new(ObjectBackend::new(
+        dest,
+        read,
+        runtime.clone(),
+        parallel as usize,
+    ));
+    let read_size = job.options.chunk_size.bytes() as usize;
+    let tree = SourceTree::new(source, &job.source.path, files, runtime, read_size);
+    let spec = SnapshotSpec {
+        // restic's "host" names the machine the data comes from: the source storage's name.
+        host: job.source.storage.clone(),
+        tags: job.tags.clone(),
+        init: job.init,
+    };
+    let report =
+        tokio::task::spawn_blocking(move || snapshot::backup(backend, &password, tree, &spec))
+            .await
+            .map_err(|e| Error::Internal(format!("snapshot task failed: {e}")))??;
+    result.files.copied = report.files_new + report.files_changed;
+    result.files.skipped = report.files_unmodified;
+    result.bytes.copied = report.data_added_packed;
+    tracing::info!(snapshot = %report.id, initialised = report.initialised, "snapshot saved");
+    result.snapshot = Some(report);
+    Ok(())
+}
+
+/// The files under `root` that pass `filter`; what cannot be listed is counted in `result`.
+async fn collect(
+    source: &dyn Source,
+    root: &str,
+    filter: &Filter,
+    result: &mut JobResult,
+) -> Result<Vec<SourceFile>> {
+    let mut items = source.list(root).await?;
+    let mut files = Vec::new();
+    while let Some(item) = items.recv().await {
+        match item {
+            ListItem::File(f) if filter.matches(&f.path) => files.push(f),
+            ListItem::File(_) => result.files.excluded += 1,
+            ListItem::Symlink(_) => result.files.symlinks_skipped += 1,
+            ListItem::Error(path, e) => {
+                result.files.failed += 1;
+                result.errors.push(FileError::new(Some(path), &e));
+            }
+        }
+    }
+    result.files.found = files.len() as u64;
+    Ok(files)
+}

@@ -1,0 +1,130 @@
+//! Snapshot mode: a backup as a restic repository (format 2, compressed, encrypted with the
+//! storage's `RESTIC_PASSWORD`) that stock `restic` reads, checks and restores. Built on
+//! `rustic_core` with its backend over our object layer ([`backend`]) and SFTP files streamed
+//! into its archiver ([`tree`]); the repository lives under the job's container/share + prefix.
+//!
+//! Everything here is blocking (as `rustic_core` is): call it inside `spawn_blocking`.
+
+pub mod backend;
+pub mod password;
+pub mod tree;
+
+use std::sync::Arc;
+
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, ReadBackend, Repository,
+    RepositoryBackends, RepositoryOptions, RusticError, SnapshotOptions, WriteBackend,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::error::{Error, Result};
+use backend::ObjectBackend;
+use tree::SourceTree;
+
+/// What a snapshot run adds to the job's result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotReport {
+    /// The snapshot's id, as `restic snapshots` shows it (full length).
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    /// Bytes of every file archived (new, changed and unmodified).
+    pub bytes_processed: u64,
+    /// Bytes of new file and tree data, before compression.
+    pub data_added: u64,
+    /// What the new data took in the repository, compressed and encrypted.
+    pub data_added_packed: u64,
+    /// Whether this run created the repository.
+    pub initialised: bool,
+}
+
+/// How a snapshot run is labelled and whether it may create the repository.
+pub struct SnapshotSpec {
+    pub host: String,
+    pub tags: Vec<String>,
+    /// Create the repository when there is none (else that is an error).
+    pub init: bool,
+}
+
+/// Open the repository behind `backend` (creating it if `spec.init` allows and there is none)
+/// and archive `tree` as one snapshot.
+pub fn backup(
+    backend: Arc<ObjectBackend>,
+    password: &Secret,
+    tree: SourceTree,
+    spec: &SnapshotSpec,
+) -> Result<SnapshotReport> {
+    let failed = |e: Box<RusticError>| failure(&backend, &e);
+    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
+    let credentials = Credentials::password(password.expose());
+    let exists = repo.config_id().map_err(failed)?.is_some();
+    let repo = match (exists, spec.init) {
+        (true, _) => repo.open(&credentials).map_err(failed)?,
+        (false, true) => repo
+            .init(
+                &credentials,
+                &KeyOptions::default(),
+                &ConfigOptions::default(),
+            )
+            .map_err(failed)?,
+        (false, false) => {
+            return Err(Error::NoRepository {
+                location: backend.location(),
+            })
+        }
+    };
+    // A fresh index each run: a long-lived handle does not see what an earlier backup added.
+    let repo = repo.to_indexed_ids().map_err(failed)?;
+    let mut options = SnapshotOptions::default().host(spec.host.clone());
+    for tag in &spec.tags {
+        options = options.add_tags(tag).map_err(failed)?;
+    }
+    let snap = SnapshotFile::from_options(&options).map_err(failed)?;
+    let root = tree.root();
+    let snap = repo
+        .archive(&BackupOptions::default(), &tree, snap, &[root])
+        .map_err(failed)?;
+    let summary = snap.summary.clone().unwrap_or_default();
+    Ok(SnapshotReport {
+        id: snap.id.to_hex().as_str().to_string(),
+        parent: snap.parent.map(|p| p.to_hex().as_str().to_string()),
+        files_new: summary.files_new,
+        files_changed: summary.files_changed,
+        files_unmodified: summary.files_unmodified,
+        bytes_processed: summary.total_bytes_processed,
+        data_added: summary.data_added,
+        data_added_packed: summary.data_added_packed,
+        initialised: !exists,
+    })
+}
+
+fn repository_options() -> RepositoryOptions {
+    // No local cache: a function instance has no disk worth keeping between runs.
+    RepositoryOptions::default().no_cache(true)
+}
+
+fn backends(backend: &Arc<ObjectBackend>) -> RepositoryBackends {
+    let be: Arc<dyn WriteBackend> = backend.clone();
+    RepositoryBackends::new(be, None)
+}
+
+/// Our error behind a failed repository call when there is one (its code says what is wrong
+/// with the storage), else `rustic_core`'s own words.
+fn failure(backend: &ObjectBackend, e: &RusticError) -> Error {
+    if let Some(ours) = backend.take_error() {
+        return ours;
+    }
+    if e.is_incorrect_password() {
+        return Error::WrongPassword {
+            location: backend.location(),
+        };
+    }
+    Error::Snapshot {
+        detail: e.display_log(),
+    }
+}

@@ -1,0 +1,220 @@
+//! Snapshot mode, judged by stock `restic`: a backup from SFTP into a restic repository in Blob
+//! and in Azure Files, which `restic check --read-data` finds clean, `restic snapshots` lists
+//! with our paths, host and tags, and `restic restore` gives back byte for byte; a second run
+//! of the same tree adds almost nothing; a wrong password or a missing repository fails clearly.
+
+use std::path::Path;
+
+use backup_common::config::Profiles;
+use backup_common::result::{JobResult, JobStatus};
+use harness::restic::Restic;
+use harness::stack::{error_codes, pattern, write_file, Stack};
+
+const PASSWORD: &str = "correct horse battery staple";
+const MIB: usize = 1024 * 1024;
+
+fn profiles(stack: &Stack, password: &str) -> Profiles {
+    let mut vars = stack.vars();
+    for storage in ["ARCHIVE", "FILESHARE"] {
+        vars.insert(
+            format!("BACKUP_STORAGE_{storage}_RESTIC_PASSWORD"),
+            password.into(),
+        );
+    }
+    Profiles::from_vars(vars)
+}
+
+fn snapshot_backup(src: &Path, destination: &str, init: bool) -> String {
+    format!(
+        r#"{{"kind": "backup", "job_id": "snap", "mode": "snapshot", "init": {init},
+            "tags": ["nightly"], "source": {{"storage": "office_nas", "path": "{}"}},
+            "destination": {destination}, "options": {{"chunk_size": "1MiB"}}}}"#,
+        src.display()
+    )
+}
+
+/// A tree with the shapes that matter: nested, empty, odd names, several MiB.
+fn tree(stack: &Stack, name: &str) -> (std::path::PathBuf, Vec<(String, Vec<u8>)>) {
+    let src = stack.source_dir(name);
+    let files = vec![
+        ("big.bin".to_string(), pattern(5 * MIB + 123, 1)),
+        ("docs/report.txt".to_string(), b"quarterly numbers".to_vec()),
+        ("docs/empty".to_string(), Vec::new()),
+        (
+            "docs/deeper/ünïcødé naïve.txt".to_string(),
+            pattern(70_000, 2),
+        ),
+        ("a-c".to_string(), b"sorts before a/".to_vec()),
+        ("a/b".to_string(), b"sorts after a-c".to_vec()),
+    ];
+    for (path, data) in &files {
+        write_file(&src, path, data);
+    }
+    (src, files)
+}
+
+fn report(r: &JobResult) -> &backup_common::snapshot::SnapshotReport {
+    r.snapshot
+        .as_ref()
+        .unwrap_or_else(|| panic!("no snapshot in {r:#?}"))
+}
+
+/// What restic restored under `restored` equals the source files.
+fn assert_restored(restored: &Path, src: &Path, files: &[(String, Vec<u8>)]) {
+    let base = restored.join(src.strip_prefix("/").expect("absolute source"));
+    for (path, data) in files {
+        let got = std::fs::read(base.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(got == *data, "{path} restored byte for byte");
+    }
+}
+
+/// The judge's verdict on a repository after our first and second run of one tree.
+fn judge(restic: &Restic, src: &Path, files: &[(String, Vec<u8>)], ids: [&str; 2]) {
+    restic.run(&["check", "--read-data"]);
+    let snapshots = restic.snapshots();
+    assert_eq!(snapshots.len(), 2, "{snapshots:#?}");
+    for (snap, id) in snapshots.iter().zip(ids) {
+        assert_eq!(snap["id"], id);
+        assert_eq!(
+            snap["paths"],
+            serde_json::json!([src.display().to_string()])
+        );
+        assert_eq!(snap["hostname"], "office_nas");
+        assert_eq!(snap["tags"], serde_json::json!(["nightly"]));
+    }
+    let (_keep, restored) = restic.restore("latest");
+    assert_restored(&restored, src, files);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_in_blob_is_checked_listed_and_restored_by_restic() {
+    let stack = Stack::start();
+    stack.azurite.create_container("snapshots").await;
+    let (src, files) = tree(&stack, "snap-blob");
+    let dest = r#"{"storage": "archive", "container": "snapshots", "prefix": "repo"}"#;
+    let profiles = profiles(&stack, PASSWORD);
+
+    let first = stack
+        .run_with(&snapshot_backup(&src, dest, true), &profiles)
+        .await;
+    assert_eq!(first.status, JobStatus::Succeeded, "{first:#?}");
+    assert_eq!((first.files.found, first.files.copied), (6, 6));
+    assert!(report(&first).initialised);
+
+    let second = stack
+        .run_with(&snapshot_backup(&src, dest, false), &profiles)
+        .await;
+    assert_eq!(second.status, JobStatus::Succeeded, "{second:#?}");
+    assert_eq!((second.files.copied, second.files.skipped), (0, 6));
+    let (one, two) = (report(&first), report(&second));
+    assert_eq!(two.parent.as_deref(), Some(one.id.as_str()));
+    assert!(!two.initialised);
+    assert!(
+        two.data_added_packed < 4096,
+        "an unchanged tree added {} bytes",
+        two.data_added_packed
+    );
+    println!(
+        "blob: first run stored {} bytes ({} before compression), second run {}",
+        one.data_added_packed, one.data_added, two.data_added_packed
+    );
+
+    let restic = Restic::from_blob(&stack, "snapshots", "repo", PASSWORD).await;
+    judge(&restic, &src, &files, [&one.id, &two.id]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_in_azure_files_is_checked_listed_and_restored_by_restic() {
+    let stack = Stack::start();
+    stack.files.create_share("snapshots");
+    let (src, files) = tree(&stack, "snap-files");
+    let dest = r#"{"storage": "fileshare", "share": "snapshots", "prefix": "repo"}"#;
+    let profiles = profiles(&stack, PASSWORD);
+
+    let first = stack
+        .run_with(&snapshot_backup(&src, dest, true), &profiles)
+        .await;
+    assert_eq!(first.status, JobStatus::Succeeded, "{first:#?}");
+    let second = stack
+        .run_with(&snapshot_backup(&src, dest, false), &profiles)
+        .await;
+    assert_eq!(
+        (second.files.copied, second.files.skipped),
+        (0, 6),
+        "{second:#?}"
+    );
+
+    let restic = Restic::from_files(&stack, "snapshots", "repo", PASSWORD);
+    judge(
+        &restic,
+        &src,
+        &files,
+        [&report(&first).id, &report(&second).id],
+    );
+    let leftovers: Vec<_> = stack
+        .files
+        .files("snapshots")
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name.contains(".bw-partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
+    let stack = Stack::start();
+    stack.azurite.create_container("guarded").await;
+    let (src, _) = tree(&stack, "snap-guarded");
+    let dest = r#"{"storage": "archive", "container": "guarded", "prefix": "repo"}"#;
+
+    let missing = stack
+        .run_with(
+            &snapshot_backup(&src, dest, false),
+            &profiles(&stack, PASSWORD),
+        )
+        .await;
+    assert_eq!(missing.status, JobStatus::Failed);
+    assert_eq!(
+        error_codes(&missing),
+        [(String::new(), "snapshot.no_repository".into())]
+    );
+    assert!(
+        stack.azurite.list("guarded").await.is_empty(),
+        "nothing written"
+    );
+
+    let made = stack
+        .run_with(
+            &snapshot_backup(&src, dest, true),
+            &profiles(&stack, PASSWORD),
+        )
+        .await;
+    assert_eq!(made.status, JobStatus::Succeeded, "{made:#?}");
+
+    let wrong = "not the password";
+    let refused = stack
+        .run_with(&snapshot_backup(&src, dest, true), &profiles(&stack, wrong))
+        .await;
+    assert_eq!(refused.status, JobStatus::Failed);
+    assert_eq!(
+        error_codes(&refused),
+        [(String::new(), "snapshot.wrong_password".into())]
+    );
+    let text = serde_json::to_string(&refused).unwrap();
+    assert!(text.contains("RESTIC_PASSWORD"), "{text}");
+    assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
+
+    let unset = stack.run(&snapshot_backup(&src, dest, false)).await;
+    assert_eq!(
+        error_codes(&unset),
+        [(String::new(), "snapshot.password_missing".into())]
+    );
+    assert!(
+        unset.errors[0]
+            .error
+            .message
+            .contains("BACKUP_STORAGE_ARCHIVE_RESTIC_PASSWORD"),
+        "{unset:#?}"
+    );
+}
