@@ -23,6 +23,8 @@ pub enum Step {
     List,
     /// Writing is allowed (nothing is left visible).
     Write,
+    /// A snapshot repository: the password opens it (or there is none yet to open).
+    Repository,
 }
 
 impl Step {
@@ -35,6 +37,7 @@ impl Step {
             Step::Access => "access",
             Step::List => "list",
             Step::Write => "write",
+            Step::Repository => "repository",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Snapshot mode, judged by stock `restic`: a backup from SFTP into a restic repository in Blob
 //! and in Azure Files, which `restic check --read-data` finds clean, `restic snapshots` lists
 //! with our paths, host and tags, and `restic restore` gives back byte for byte; a second run
-//! of the same tree adds almost nothing; a wrong password or a missing repository fails clearly.
+//! of the same tree adds almost nothing, a changed file only its changed chunks; a wrong password
+//! or a missing repository fails clearly.
 
 use std::path::Path;
 
@@ -37,7 +38,7 @@ fn snapshot_backup(src: &Path, destination: &str, init: bool) -> String {
 fn tree(stack: &Stack, name: &str) -> (std::path::PathBuf, Vec<(String, Vec<u8>)>) {
     let src = stack.source_dir(name);
     let files = vec![
-        ("big.bin".to_string(), pattern(5 * MIB + 123, 1)),
+        ("big.bin".to_string(), pattern(12 * MIB + 123, 1)),
         ("docs/report.txt".to_string(), b"quarterly numbers".to_vec()),
         ("docs/empty".to_string(), Vec::new()),
         (
@@ -68,13 +69,13 @@ fn assert_restored(restored: &Path, src: &Path, files: &[(String, Vec<u8>)]) {
     }
 }
 
-/// The judge's verdict on a repository after our first and second run of one tree.
-fn judge(restic: &Restic, src: &Path, files: &[(String, Vec<u8>)], ids: [&str; 2]) {
+/// The judge's verdict on a repository after our runs (`ids`, oldest first) of one tree.
+fn judge(restic: &Restic, src: &Path, files: &[(String, Vec<u8>)], ids: &[&str]) {
     restic.run(&["check", "--read-data"]);
     let snapshots = restic.snapshots();
-    assert_eq!(snapshots.len(), 2, "{snapshots:#?}");
+    assert_eq!(snapshots.len(), ids.len(), "{snapshots:#?}");
     for (snap, id) in snapshots.iter().zip(ids) {
-        assert_eq!(snap["id"], id);
+        assert_eq!(snap["id"], *id);
         assert_eq!(
             snap["paths"],
             serde_json::json!([src.display().to_string()])
@@ -119,8 +120,32 @@ async fn a_snapshot_in_blob_is_checked_listed_and_restored_by_restic() {
         one.data_added_packed, one.data_added, two.data_added_packed
     );
 
+    // 4 KiB changed in the middle of the 12 MiB file: only the chunks around it are new.
+    let mut files = files;
+    let changed = &mut files[0].1;
+    changed[6 * MIB..6 * MIB + 4096].copy_from_slice(&pattern(4096, 77));
+    write_file(&src, "big.bin", changed);
+    let third = stack
+        .run_with(&snapshot_backup(&src, dest, false), &profiles)
+        .await;
+    let three = report(&third);
+    assert_eq!(
+        (three.files_changed, three.files_unmodified),
+        (1, 5),
+        "{third:#?}"
+    );
+    assert!(
+        three.data_added > 0 && three.data_added < 6 * MIB as u64,
+        "4 KiB changed in 12 MiB added {} bytes",
+        three.data_added
+    );
+    println!(
+        "blob: 4 KiB changed in a 12 MiB file added {} bytes",
+        three.data_added
+    );
+
     let restic = Restic::from_blob(&stack, "snapshots", "repo", PASSWORD).await;
-    judge(&restic, &src, &files, [&one.id, &two.id]);
+    judge(&restic, &src, &files, &[&one.id, &two.id, &three.id]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,7 +174,7 @@ async fn a_snapshot_in_azure_files_is_checked_listed_and_restored_by_restic() {
         &restic,
         &src,
         &files,
-        [&report(&first).id, &report(&second).id],
+        &[&report(&first).id, &report(&second).id],
     );
     let leftovers: Vec<_> = stack
         .files
@@ -191,6 +216,26 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
         )
         .await;
     assert_eq!(made.status, JobStatus::Succeeded, "{made:#?}");
+
+    // Test Connection's `repository` step: the password opens the repository, or says why not.
+    let test =
+        format!(r#"{{"kind": "test_connection", "mode": "snapshot", "destination": {dest}}}"#);
+    let good = stack.run_with(&test, &profiles(&stack, PASSWORD)).await;
+    assert_eq!(good.status, JobStatus::Succeeded, "{good:#?}");
+    assert_eq!(
+        good.checks[0].passed.last().map(String::as_str),
+        Some("repository")
+    );
+    let bad = stack.run_with(&test, &profiles(&stack, "guess")).await;
+    assert_eq!(
+        bad.checks[0].failed_step.as_deref(),
+        Some("repository"),
+        "{bad:#?}"
+    );
+    assert_eq!(
+        bad.checks[0].error.as_ref().map(|e| e.code.as_str()),
+        Some("snapshot.wrong_password")
+    );
 
     let wrong = "not the password";
     let refused = stack

@@ -1,12 +1,17 @@
 //! Test Connection: for each side, run the cheapest real checks in order and report the first
 //! step that fails, with the seed's wording.
 
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
 use super::storages;
 use crate::check::{CheckFailure, Step, SOURCE_STEPS};
 use crate::config::Profiles;
 use crate::error::Error;
-use crate::message::TestConnectionJob;
+use crate::message::{BackupMode, DestinationRef, TestConnectionJob};
 use crate::result::{CheckResult, JobResult};
+use crate::snapshot::{self, backend::ObjectBackend, password::repository_password};
 use crate::storage::Destination;
 
 pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
@@ -26,10 +31,16 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
         result.checks.push(check);
     }
     if let Some(dst) = &job.destination {
-        let check = check_destination("destination", &dst.storage, || {
+        let mut check = check_destination("destination", &dst.storage, || {
             storages::destination(profiles, dst)
         })
         .await;
+        if check.ok && job.mode == BackupMode::Snapshot {
+            match check_repository(profiles, dst).await {
+                Ok(()) => check.pass(Step::Repository),
+                Err(e) => check.fail(Step::Repository, &e),
+            }
+        }
         result.destination = check.target.clone();
         result.checks.push(check);
     }
@@ -43,6 +54,23 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
     }
     result.finish();
     result
+}
+
+/// The `repository` step: the storage's `RESTIC_PASSWORD` opens the restic repository there
+/// (a place with no repository yet passes: the first backup with `init: true` creates it).
+async fn check_repository(profiles: &Profiles, place: &DestinationRef) -> crate::Result<()> {
+    let password = repository_password(profiles, &place.storage)?;
+    let dest = storages::destination(profiles, place)?;
+    let read = storages::mirror(profiles, place, "destination")?;
+    let backend = Arc::new(ObjectBackend::new(dest, read, Handle::current(), 1));
+    let opened =
+        tokio::task::spawn_blocking(move || snapshot::check_repository(backend, &password))
+            .await
+            .map_err(|e| Error::Internal(format!("repository check failed: {e}")))??;
+    if !opened {
+        tracing::info!(storage = %place.storage, "no snapshot repository yet: a backup with init: true creates it");
+    }
+    Ok(())
 }
 
 /// A side that is written: a backup's destination, a restore's target.

@@ -104,6 +104,10 @@ pub struct TestConnectionJob {
     /// A restore's target: checked for write permission (a temporary is created and removed).
     #[serde(default)]
     pub target: Option<TargetRef>,
+    /// `snapshot`: the destination holds a restic repository, and a `repository` step checks
+    /// that its password (the storage's `RESTIC_PASSWORD`) opens it.
+    #[serde(default)]
+    pub mode: BackupMode,
 }
 
 /// Where files come from: a storage profile and a directory on it.
@@ -264,6 +268,12 @@ impl JobMessage {
                     return Err(Error::invalid_field(
                         "source",
                         "or `destination` or `target` is required: name at least one storage to test",
+                    ));
+                }
+                if job.mode == BackupMode::Snapshot && job.destination.is_none() {
+                    return Err(Error::invalid_field(
+                        "mode",
+                        "`snapshot` tests the repository in `destination`: name one",
                     ));
                 }
                 if let Some(t) = &job.target {

@@ -103,6 +103,19 @@ pub fn backup(
     })
 }
 
+/// Whether `password` opens the repository behind `backend`: `Ok(false)` when there is no
+/// repository yet (a backup with `init: true` creates it). Test Connection's `repository` step.
+pub fn check_repository(backend: Arc<ObjectBackend>, password: &Secret) -> Result<bool> {
+    let failed = |e: Box<RusticError>| failure(&backend, &e);
+    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
+    if repo.config_id().map_err(failed)?.is_none() {
+        return Ok(false);
+    }
+    repo.open(&Credentials::password(password.expose()))
+        .map_err(failed)?;
+    Ok(true)
+}
+
 fn repository_options() -> RepositoryOptions {
     // No local cache: a function instance has no disk worth keeping between runs.
     RepositoryOptions::default().no_cache(true)

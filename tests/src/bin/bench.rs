@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 
 use harness::stack::{pattern, Stack};
 
+#[path = "../bench_snapshot.rs"]
+mod snapshot;
+
 const MIB: u64 = 1024 * 1024;
 
 struct Measure {
     wall: Duration,
     peak_rss: u64,
+    /// What the process printed (our runner: the job's result).
+    stdout: String,
 }
 
 /// Wait for `child`, polling its peak RSS (the kernel's high-water mark of its own memory).
@@ -39,9 +44,15 @@ fn measure(mut child: Child, what: &str) -> Measure {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+    let wall = started.elapsed();
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut out, &mut stdout);
+    }
     Measure {
-        wall: started.elapsed(),
+        wall,
         peak_rss: peak,
+        stdout,
     }
 }
 
@@ -119,8 +130,10 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(rclone_bin.exists(), "run ./dev install for rclone");
 
     let stack = Stack::start();
-    if std::env::args().nth(1).as_deref() == Some("restore") {
-        return restore_rows(&runner, &stack).await;
+    match std::env::args().nth(1).as_deref() {
+        Some("restore") => return restore_rows(&runner, &stack).await,
+        Some("snapshot") => return snapshot::rows(&runner, &stack).await,
+        _ => {}
     }
     let big = stack.source_dir("bench-big");
     write_big(&big.join("big.bin"), 256 * MIB);
