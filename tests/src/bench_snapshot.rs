@@ -13,10 +13,15 @@ use super::{measure, write_big, Measure, MIB};
 const PASSWORD: &str = "bench-only-password";
 
 fn run(runner: &Path, stack: &Stack, message: &str) -> Measure {
-    let env = [
+    run_with(runner, stack, message, &[])
+}
+
+fn run_with(runner: &Path, stack: &Stack, message: &str, extra: &[(&str, &str)]) -> Measure {
+    let mut env = vec![
         ("RUST_LOG", "warn"),
         ("BACKUP_STORAGE_ARCHIVE_RESTIC_PASSWORD", PASSWORD),
     ];
+    env.extend_from_slice(extra);
     measure(
         harness::runner::spawn(runner, stack, message, &env),
         "backup-worker",
@@ -81,6 +86,20 @@ pub async fn rows(runner: &Path, stack: &Stack) -> anyhow::Result<()> {
         gib,
         &again,
         Some(added(&again)),
+    );
+    // A repository created under a 64 MiB budget (a 128 MB Lambda): 4 MiB packs.
+    let budget = [("BACKUP_MEMORY_BUDGET", "64MiB")];
+    let small = run_with(
+        runner,
+        stack,
+        &backup(&big, "snapshot", "repo-small"),
+        &budget,
+    );
+    row(
+        "snapshot backup (64 MiB budget)",
+        gib,
+        &small,
+        Some(added(&small)),
     );
     let restic = restic_backup(&big)?;
     row("restic backup (local copy, local repo)", gib, &restic, None);

@@ -51,6 +51,7 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
         host: job.source.storage.clone(),
         tags: job.tags.clone(),
         init: job.init,
+        memory: ctx.memory.total(),
     };
     let report =
         tokio::task::spawn_blocking(move || snapshot::backup(backend, &password, tree, &spec))

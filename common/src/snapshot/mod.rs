@@ -49,6 +49,20 @@ pub struct SnapshotSpec {
     pub tags: Vec<String>,
     /// Create the repository when there is none (else that is an error).
     pub init: bool,
+    /// The memory this process may use for file data: a repository created here gets pack
+    /// sizes that fit it (a pack is held in memory while it fills).
+    pub memory: u64,
+}
+
+/// Pack sizes for a repository created under `memory`: a data pack of 1/16 of it (4 – 32 MiB,
+/// rustic's default being 32 MiB), and never grown past twice that (rustic would grow packs with
+/// the repository up to 4 GiB, which no function's memory holds).
+fn pack_options(memory: u64) -> ConfigOptions {
+    let target = (memory / 16).clamp(4 << 20, 32 << 20);
+    ConfigOptions::default()
+        .set_datapack_size(bytesize::ByteSize::b(target))
+        .set_datapack_size_limit(bytesize::ByteSize::b(2 * target))
+        .set_treepack_size_limit(bytesize::ByteSize::b(2 * target))
 }
 
 /// Open the repository behind `backend` (creating it if `spec.init` allows and there is none)
@@ -69,7 +83,7 @@ pub fn backup(
             .init(
                 &credentials,
                 &KeyOptions::default(),
-                &ConfigOptions::default(),
+                &pack_options(spec.memory),
             )
             .map_err(failed)?,
         (false, false) => {
@@ -139,5 +153,21 @@ fn failure(backend: &ObjectBackend, e: &RusticError) -> Error {
     }
     Error::Snapshot {
         detail: e.display_log(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytesize::ByteSize;
+
+    #[test]
+    fn packs_fit_the_memory_budget() {
+        let small = pack_options(64 << 20);
+        assert_eq!(small.set_datapack_size, Some(ByteSize::mib(4)));
+        assert_eq!(small.set_datapack_size_limit, Some(ByteSize::mib(8)));
+        let large = pack_options(8 << 30);
+        assert_eq!(large.set_datapack_size, Some(ByteSize::mib(32)));
+        assert_eq!(large.set_treepack_size_limit, Some(ByteSize::mib(64)));
     }
 }
