@@ -82,6 +82,16 @@ fn judge(restic: &Restic, src: &Path, files: &[(String, Vec<u8>)], ids: &[&str])
         );
         assert_eq!(snap["hostname"], "office_nas");
         assert_eq!(snap["tags"], serde_json::json!(["nightly"]));
+        // Taken just now: restic reads our time (RFC 3339 with the offset).
+        let time = snap["time"].as_str().unwrap_or_default();
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let at = time::OffsetDateTime::parse(time, rfc3339)
+            .unwrap_or_else(|e| panic!("snapshot time `{time}`: {e}"));
+        let age = time::OffsetDateTime::now_utc() - at;
+        assert!(
+            age > time::Duration::seconds(-5) && age < time::Duration::minutes(10),
+            "snapshot time {time}"
+        );
     }
     let (_keep, restored) = restic.restore("latest");
     assert_restored(&restored, src, files);
