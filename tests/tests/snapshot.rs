@@ -273,3 +273,42 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
         "{unset:#?}"
     );
 }
+
+/// Two first runs with `init` at once (a duplicate delivery): one repository, one key, whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_inits_at_once_leave_one_whole_repository() {
+    let stack = Stack::start();
+    stack.azurite.create_container("twice").await;
+    let (src, files) = tree(&stack, "snap-twice");
+    let dest = r#"{"storage": "archive", "container": "twice", "prefix": "repo"}"#;
+    let profiles = profiles(&stack, PASSWORD);
+    let message = snapshot_backup(&src, dest, true);
+    let (a, b) = tokio::join!(
+        stack.run_with(&message, &profiles),
+        stack.run_with(&message, &profiles)
+    );
+    let ok: Vec<&JobResult> = [&a, &b]
+        .into_iter()
+        .filter(|r| r.status == JobStatus::Succeeded)
+        .collect();
+    assert!(!ok.is_empty(), "{a:#?}\n{b:#?}");
+    println!("two inits at once: {:?} and {:?}", a.status, b.status);
+    for r in [&a, &b] {
+        if r.status != JobStatus::Succeeded {
+            assert_eq!(
+                error_codes(r),
+                [(String::new(), "snapshot.error".into())],
+                "{r:#?}"
+            );
+        }
+    }
+    let restic = Restic::from_blob(&stack, "twice", "repo", PASSWORD).await;
+    let keys: Vec<serde_json::Value> =
+        serde_json::from_str(&restic.run(&["key", "list", "--json"])).expect("keys JSON");
+    assert_eq!(keys.len(), 1, "{keys:#?}");
+    let ids: Vec<&str> = ok.iter().map(|r| report(r).id.as_str()).collect();
+    restic.run(&["check", "--read-data"]);
+    assert_eq!(restic.snapshots().len(), ids.len());
+    let (_keep, restored) = restic.restore("latest");
+    assert_restored(&restored, &src, &files);
+}

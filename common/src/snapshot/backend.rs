@@ -34,6 +34,8 @@ pub struct ObjectBackend {
     /// The first storage error behind a failed call: `rustic_core` wraps errors in its own
     /// type, and the job reports ours (its stable code, its words) instead.
     first_error: Mutex<Option<Error>>,
+    /// Key files this run wrote (an `init`): removed again if another run's `init` won.
+    keys_written: Mutex<Vec<String>>,
 }
 
 impl ObjectBackend {
@@ -49,6 +51,7 @@ impl ObjectBackend {
             runtime,
             parallel: parallel.max(1),
             first_error: Mutex::new(None),
+            keys_written: Mutex::new(Vec::new()),
         }
     }
 
@@ -160,6 +163,31 @@ impl ObjectBackend {
     }
 }
 
+impl ObjectBackend {
+    /// The config names the repository, so it is written once (a create-only write). Two runs
+    /// with `init` at the same moment (a duplicate delivery) both write a key, but only one
+    /// config: the loser removes its key (with the same password it would open a master key
+    /// that decrypts nothing) and fails; the winner's repository is whole.
+    async fn create_config(&self, data: Bytes) -> Result<()> {
+        if self.write.create("config", data).await? {
+            return Ok(());
+        }
+        let keys = self
+            .keys_written
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default();
+        for key in keys {
+            self.write.delete(&key).await?;
+        }
+        Err(Error::Snapshot {
+            detail: "another run created the repository here at the same moment; this run \
+                     removed its key and stopped: run the job again"
+                .into(),
+        })
+    }
+}
+
 /// Where restic keeps an object of this type and id.
 pub fn object_path(tpe: FileType, id: &Id) -> String {
     let hex = id.to_hex();
@@ -214,7 +242,16 @@ impl WriteBackend for ObjectBackend {
             [one] => one.clone(),
             many => many.concat().into(),
         };
-        self.call(&path, self.write(&path, data))
+        if tpe == FileType::Config {
+            return self.call(&path, self.create_config(data));
+        }
+        self.call(&path, self.write(&path, data))?;
+        if tpe == FileType::Key {
+            if let Ok(mut keys) = self.keys_written.lock() {
+                keys.push(path);
+            }
+        }
+        Ok(())
     }
 
     fn remove(&self, tpe: FileType, id: &Id, _cacheable: bool) -> RusticResult<()> {

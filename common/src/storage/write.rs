@@ -127,6 +127,12 @@ pub trait Destination: Send + Sync {
         Ok(None)
     }
 
+    /// Write the small file `path` (relative to the prefix) whole, only if nothing exists under
+    /// that name: `false` when something did (its content is kept). Blob: `If-None-Match: *`;
+    /// Files and SFTP: a temporary renamed without replacing. A run's summary, a repository's
+    /// config: whichever writer gets there first wins, and the others know it.
+    async fn create(&self, path: &str, data: Bytes) -> Result<bool>;
+
     /// Remove the file `path` (relative to the prefix) and nothing else: `false` when there was
     /// none. What a snapshot repository's prune and lock release stand on.
     async fn delete(&self, path: &str) -> Result<bool>;
@@ -152,7 +158,9 @@ pub trait Destination: Send + Sync {
 
     /// Write a state object only if none exists under `name`: `false` when one did (its content
     /// is kept). How a run's summary is written once, by whichever part gets there first.
-    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool>;
+    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
+        self.create(&format!("{RESERVED_DIR}/{name}"), data).await
+    }
 
     /// `None` when there is no such state object.
     async fn get_state(&self, name: &str) -> Result<Option<Bytes>>;

@@ -417,8 +417,7 @@ impl Destination for BlobDestination {
     }
 
     /// Put Blob with `If-None-Match: *`: the service refuses (409) when the blob exists.
-    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
-        let path = format!("{RESERVED_DIR}/{name}");
+    async fn create(&self, path: &str, data: Bytes) -> Result<bool> {
         let options = BlockBlobClientUploadOptions {
             parallel: NonZero::new(1),
             partition_size: NonZero::new((data.len() as u64).max(1)),
@@ -427,13 +426,13 @@ impl Destination for BlobDestination {
             ..Default::default()
         };
         match self
-            .block_client(&path)?
+            .block_client(path)?
             .upload(data.into(), Some(options))
             .await
         {
             Ok(_) => Ok(true),
             Err(e) if sdk_kind(&e) == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(self.map_err(&self.blob_name(&path), "write", e)),
+            Err(e) => Err(self.map_err(&self.blob_name(path), "write", e)),
         }
     }
 

@@ -328,8 +328,8 @@ impl Destination for FilesDestination {
     }
 
     /// A temporary renamed without replace: the service refuses (409) when the name exists.
-    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
-        let target = self.full(&format!("{RESERVED_DIR}/{name}"));
+    async fn create(&self, path: &str, data: Bytes) -> Result<bool> {
+        let target = self.full(path);
         if self.client.size(&target).await?.is_some() {
             return Ok(false);
         }

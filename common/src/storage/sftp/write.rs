@@ -295,14 +295,9 @@ impl Destination for SftpDestination {
 
     /// A temporary renamed with the plain SFTP rename, which refuses to replace (OpenSSH:
     /// link + unlink, failing when the name exists).
-    async fn create_state(&self, name: &str, data: Bytes) -> Result<bool> {
-        let target = self.full(&format!("{RESERVED_DIR}/{name}"));
-        if self
-            .reads
-            .stat(&self.root, &format!("{RESERVED_DIR}/{name}"))
-            .await?
-            .is_some()
-        {
+    async fn create(&self, path: &str, data: Bytes) -> Result<bool> {
+        let target = self.full(path);
+        if self.reads.stat(&self.root, path).await?.is_some() {
             return Ok(false);
         }
         let temporary = self.new_temporary(&target).await?;
@@ -323,15 +318,7 @@ impl Destination for SftpDestination {
         }
         match renamed {
             Ok(()) => Ok(true),
-            Err(_)
-                if self
-                    .reads
-                    .stat(&self.root, &format!("{RESERVED_DIR}/{name}"))
-                    .await?
-                    .is_some() =>
-            {
-                Ok(false)
-            }
+            Err(_) if self.reads.stat(&self.root, path).await?.is_some() => Ok(false),
             Err(e) => Err(as_write_error(e)),
         }
     }
