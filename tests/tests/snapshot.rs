@@ -156,6 +156,52 @@ async fn a_snapshot_in_blob_is_checked_listed_and_restored_by_restic() {
 
     let restic = Restic::from_blob(&stack, "snapshots", "repo", PASSWORD).await;
     judge(&restic, &src, &files, &[&one.id, &two.id, &three.id]);
+
+    // Restored by us onto the SFTP server: the latest whole, and the first snapshot's big.bin
+    // (from before the change) by its id.
+    let latest = restore_target(&stack, "snap-restored-latest");
+    let r = stack
+        .run_with(&snapshot_restore(dest, "latest", &latest, "[]"), &profiles)
+        .await;
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 6),
+        "{r:#?}"
+    );
+    for (path, data) in &files {
+        assert!(std::fs::read(latest.join(path)).unwrap() == *data, "{path}");
+    }
+    let older = restore_target(&stack, "snap-restored-first");
+    let first_id = &one.id[..12];
+    let r = stack
+        .run_with(
+            &snapshot_restore(dest, first_id, &older, r#"["big.bin"]"#),
+            &profiles,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 1),
+        "{r:#?}"
+    );
+    assert!(std::fs::read(older.join("big.bin")).unwrap() == pattern(12 * MIB + 123, 1));
+    assert!(!older.join("docs").exists(), "only the path asked for");
+}
+
+fn restore_target(stack: &Stack, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = stack.sshd.data_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+fn snapshot_restore(source: &str, id: &str, target: &Path, paths: &str) -> String {
+    format!(
+        r#"{{"kind": "restore", "job_id": "snap-restore", "source": {source}, "snapshot": "{id}",
+            "target": {{"storage": "office_nas", "path": "{}"}}, "paths": {paths}}}"#,
+        target.display()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

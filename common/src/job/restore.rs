@@ -25,7 +25,10 @@ pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
 
 async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
     let filter = Filter::new(&job.include, &job.exclude)?.within(&job.paths)?;
-    let source = storages::mirror(ctx.profiles, &job.source, "source")?;
+    let source = match &job.snapshot {
+        Some(id) => super::snapshot::open_snapshot(ctx.profiles, &job.source, id).await?,
+        None => storages::mirror(ctx.profiles, &job.source, "source")?,
+    };
     let dest = storages::target(ctx.profiles, &job.target)?;
     let options = fit_options(&job.options, dest.as_ref())?;
     result.source = Some(source.describe());
@@ -37,7 +40,9 @@ async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Res
         filter,
         options,
     };
-    match (&job.part, ctx.fan_out) {
+    // A snapshot is restored by one run (its listing comes out of the repository, not a walk).
+    let fan_out = ctx.fan_out && job.snapshot.is_none();
+    match (&job.part, fan_out) {
         (Some(part), _) => parts::run_part(job, part, &prepared, ctx, result).await,
         (None, true) => parts::plan(job, &prepared, ctx, result).await,
         (None, false) => {

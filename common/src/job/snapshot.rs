@@ -8,10 +8,11 @@ use tokio::runtime::Handle;
 
 use super::{storages, Run};
 use crate::error::{Error, Result};
-use crate::message::BackupJob;
+use crate::message::{BackupJob, DestinationRef};
 use crate::result::{FileError, JobResult};
 use crate::snapshot::backend::ObjectBackend;
 use crate::snapshot::password::repository_password;
+use crate::snapshot::source::SnapshotSource;
 use crate::snapshot::tree::SourceTree;
 use crate::snapshot::{self, SnapshotSpec};
 use crate::storage::{ListItem, Source, SourceFile};
@@ -63,6 +64,32 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
     tracing::info!(snapshot = %report.id, initialised = report.initialised, "snapshot saved");
     result.snapshot = Some(report);
     Ok(())
+}
+
+/// The snapshot `id` of the repository at `place`, opened as a [`Source`] for a restore.
+pub(super) async fn open_snapshot(
+    profiles: &crate::config::Profiles,
+    place: &DestinationRef,
+    id: &str,
+) -> Result<Arc<dyn Source>> {
+    let password = repository_password(profiles, &place.storage)?;
+    let dest = storages::destination(profiles, place)?;
+    let read = storages::mirror(profiles, place, "source")?;
+    let parallel = dest
+        .capability()
+        .max_parallel_requests
+        .unwrap_or(DEFAULT_CONNECTIONS);
+    let backend = Arc::new(ObjectBackend::new(
+        dest,
+        read,
+        Handle::current(),
+        parallel as usize,
+    ));
+    let id = id.to_string();
+    let source = tokio::task::spawn_blocking(move || SnapshotSource::open(backend, &password, &id))
+        .await
+        .map_err(|e| Error::Internal(format!("snapshot task failed: {e}")))??;
+    Ok(Arc::new(source))
 }
 
 /// The files under `root` that pass `filter`; what cannot be listed is counted in `result`.

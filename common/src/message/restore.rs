@@ -16,6 +16,10 @@ pub struct RestoreJob {
     pub job_id: String,
     /// The mirror to restore from: what a backup job named as its `destination`.
     pub source: DestinationRef,
+    /// Restore this snapshot (`latest`, or an id or its first characters) of the restic
+    /// repository at `source` (a backup made with `mode: snapshot`) instead of a mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
     /// Where the files are written back.
     pub target: TargetRef,
     /// Files or folders (relative to `source.prefix`) to restore; empty means everything.
@@ -68,6 +72,21 @@ impl RestoreJob {
         self.options.validate()?;
         if let Some(part) = &self.part {
             part.validate()?;
+        }
+        if let Some(id) = &self.snapshot {
+            let hex = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            if id != "latest" && !hex {
+                return Err(Error::invalid_field(
+                    "snapshot",
+                    "must be `latest` or a snapshot id (hexadecimal, as `restic snapshots` shows)",
+                ));
+            }
+            if self.part.is_some() {
+                return Err(Error::invalid_field(
+                    "part",
+                    "is not supported with `snapshot`: a snapshot is restored by one run",
+                ));
+            }
         }
         Ok(())
     }

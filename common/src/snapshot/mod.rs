@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod password;
+pub mod source;
 pub mod tree;
 
 use std::sync::Arc;
@@ -130,19 +131,19 @@ pub fn check_repository(backend: Arc<ObjectBackend>, password: &Secret) -> Resul
     Ok(true)
 }
 
-fn repository_options() -> RepositoryOptions {
+pub(crate) fn repository_options() -> RepositoryOptions {
     // No local cache: a function instance has no disk worth keeping between runs.
     RepositoryOptions::default().no_cache(true)
 }
 
-fn backends(backend: &Arc<ObjectBackend>) -> RepositoryBackends {
+pub(crate) fn backends(backend: &Arc<ObjectBackend>) -> RepositoryBackends {
     let be: Arc<dyn WriteBackend> = backend.clone();
     RepositoryBackends::new(be, None)
 }
 
 /// Our error behind a failed repository call when there is one (its code says what is wrong
 /// with the storage), else `rustic_core`'s own words.
-fn failure(backend: &ObjectBackend, e: &RusticError) -> Error {
+pub(crate) fn failure(backend: &ObjectBackend, e: &RusticError) -> Error {
     if let Some(ours) = backend.take_error() {
         return ours;
     }

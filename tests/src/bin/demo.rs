@@ -112,6 +112,12 @@ async fn main() -> anyhow::Result<()> {
     print!("{}", restic.run(&["snapshots"]));
     restic.run(&["check", "--read-data"]);
     println!("   restic check --read-data: no errors");
+    println!("\n== restore `reports` from the latest snapshot onto the SFTP server");
+    let from_snapshot = Path::new("/tmp/backup-worker-demo-restored-snapshot");
+    let _ = fs::remove_dir_all(from_snapshot);
+    fs::create_dir_all(from_snapshot)?;
+    fs::set_permissions(from_snapshot, fs::Permissions::from_mode(0o777))?;
+    run("events/restore-snapshot.json")?;
     Ok(())
 }
 
