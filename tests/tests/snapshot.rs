@@ -358,3 +358,69 @@ async fn two_inits_at_once_leave_one_whole_repository() {
     let (_keep, restored) = restic.restore("latest");
     assert_restored(&restored, &src, &files);
 }
+
+/// The other way round: a repository stock restic made (`restic init` + `restic backup` of a local
+/// directory), copied into Azurite, is restored by ours onto the SFTP server, byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_made_by_restic_is_restored_by_ours() {
+    let stack = Stack::start();
+    stack.azurite.create_container("by-restic").await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("data");
+    let files = [
+        ("notes/todo.txt", b"written by restic".to_vec()),
+        ("big.bin", pattern(3 * MIB + 7, 5)),
+    ];
+    for (path, data) in &files {
+        write_file(&src, path, data);
+    }
+    let repo = local.path().join("repo");
+    let restic = |args: &[&str]| {
+        let out = std::process::Command::new("restic")
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--no-cache", "--quiet"])
+            .args(args)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .output()
+            .expect("run restic");
+        assert!(out.status.success(), "restic {args:?}: {out:?}");
+    };
+    restic(&["init"]);
+    restic(&["backup", &src.display().to_string()]);
+    let mut stack_files = vec![repo.clone()];
+    while let Some(dir) = stack_files.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack_files.push(path);
+            } else {
+                let rel = path.strip_prefix(&repo).unwrap().display().to_string();
+                let data = std::fs::read(&path).unwrap();
+                assert!(
+                    stack
+                        .azurite
+                        .put("by-restic", &format!("repo/{rel}"), &data)
+                        .await
+                );
+            }
+        }
+    }
+
+    let target = restore_target(&stack, "restored-from-restic");
+    let source = r#"{"storage": "archive", "container": "by-restic", "prefix": "repo"}"#;
+    let r = stack
+        .run_with(
+            &snapshot_restore(source, "latest", &target, "[]"),
+            &profiles(&stack, PASSWORD),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 2),
+        "{r:#?}"
+    );
+    for (path, data) in &files {
+        assert!(std::fs::read(target.join(path)).unwrap() == *data, "{path}");
+    }
+}
