@@ -101,6 +101,28 @@ pub async fn rows(runner: &Path, stack: &Stack) -> anyhow::Result<()> {
         &small,
         Some(added(&small)),
     );
+    for (what, extra) in [
+        ("mirror restore", ""),
+        ("snapshot restore (latest)", r#""snapshot": "latest","#),
+    ] {
+        let prefix = if extra.is_empty() { "mirror" } else { "repo" };
+        let target = stack
+            .sshd
+            .data_dir()
+            .join(format!("bench-restored-{prefix}"));
+        std::fs::create_dir_all(&target)?;
+        Command::new("chmod").arg("777").arg(&target).status()?;
+        let message = format!(
+            r#"{{"kind": "restore", "job_id": "r", {extra}
+                "source": {{"storage": "archive", "container": "snap", "prefix": "{prefix}"}},
+                "target": {{"storage": "office_nas", "path": "{}"}},
+                "options": {{"chunk_size": "4MiB", "upload_concurrency": 16}}}}"#,
+            target.display()
+        );
+        row(what, gib, &run(runner, stack, &message), None);
+        let same = std::fs::read(big.join("big.bin"))? == std::fs::read(target.join("big.bin"))?;
+        anyhow::ensure!(same, "{what}: the restored file differs from the source");
+    }
     let restic = restic_backup(&big)?;
     row("restic backup (local copy, local repo)", gib, &restic, None);
 
