@@ -154,6 +154,8 @@ pub enum Error {
     NoRepository { location: String },
     #[error("snapshot repository: {detail}")]
     Snapshot { detail: String },
+    #[error("the repository at {location} is damaged: {finding}")]
+    RepositoryDamaged { location: String, finding: String },
     /// A request that was retried until its attempts ran out: final, with the last failure.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp { attempts: u32, last: Box<Error> },
@@ -204,6 +206,7 @@ impl Error {
             Error::WrongPassword { .. } => "snapshot.wrong_password",
             Error::NoRepository { .. } => "snapshot.no_repository",
             Error::Snapshot { .. } => "snapshot.error",
+            Error::RepositoryDamaged { .. } => "check.damaged",
             Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }

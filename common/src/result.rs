@@ -231,7 +231,8 @@ impl JobResult {
             } else {
                 JobStatus::Failed
             }
-        } else if self.files.found == 0 {
+        } else if self.files.found == 0 && self.kind != "check" {
+            // (A repository check copies no files: with no error it succeeded.)
             JobStatus::NoFiles
         } else {
             JobStatus::Succeeded

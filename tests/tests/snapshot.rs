@@ -424,3 +424,60 @@ async fn a_repository_made_by_restic_is_restored_by_ours() {
         assert!(std::fs::read(target.join(path)).unwrap() == *data, "{path}");
     }
 }
+
+/// The check job: a healthy repository passes; one damaged pack fails `read_data`, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_job_finds_a_damaged_pack() {
+    let stack = Stack::start();
+    stack.azurite.create_container("checked").await;
+    let (src, _) = tree(&stack, "snap-checked");
+    let dest = r#"{"storage": "archive", "container": "checked", "prefix": "repo"}"#;
+    let profiles = profiles(&stack, PASSWORD);
+    let made = stack
+        .run_with(&snapshot_backup(&src, dest, true), &profiles)
+        .await;
+    assert_eq!(made.status, JobStatus::Succeeded, "{made:#?}");
+    let check = |read_data: bool| {
+        format!(
+            r#"{{"kind": "check", "job_id": "c", "destination": {dest}, "read_data": {read_data}}}"#
+        )
+    };
+    let healthy = stack.run_with(&check(true), &profiles).await;
+    assert_eq!(healthy.status, JobStatus::Succeeded, "{healthy:#?}");
+
+    // Flip bytes in the largest pack, keeping its length.
+    let mut packs = Vec::new();
+    for name in stack.azurite.list("checked").await {
+        if name.starts_with("repo/data/") {
+            let data = stack.azurite.read("checked", &name).await;
+            packs.push((data.len(), name, data));
+        }
+    }
+    packs.sort();
+    let (_, name, mut data) = packs.pop().expect("a pack");
+    let middle = data.len() / 2;
+    for b in &mut data[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    stack
+        .azurite
+        .overwrite_keeping_properties("checked", &name, &data)
+        .await;
+
+    let damaged = stack.run_with(&check(true), &profiles).await;
+    assert_eq!(damaged.status, JobStatus::Failed, "{damaged:#?}");
+    assert!(
+        damaged
+            .errors
+            .iter()
+            .all(|e| e.error.code == "check.damaged")
+            && !damaged.errors.is_empty(),
+        "{damaged:#?}"
+    );
+    let pack_id = name.rsplit('/').next().unwrap_or_default();
+    let text = serde_json::to_string(&damaged.errors).unwrap();
+    assert!(
+        text.contains(&pack_id[..8]),
+        "the damaged pack is named: {text}"
+    );
+}

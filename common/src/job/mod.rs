@@ -2,6 +2,7 @@
 //! error: whatever happens ends up in the [`JobResult`].
 
 mod backup;
+mod check;
 mod parts;
 mod restore;
 mod snapshot;
@@ -63,6 +64,7 @@ pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
         JobMessage::Backup(job) => backup::run(job, ctx).await,
         JobMessage::Restore(job) => restore::run(job, ctx).await,
         JobMessage::Verify(job) => verify::run(job, ctx).await,
+        JobMessage::Check(job) => check::run(job, ctx).await,
         JobMessage::TestConnection(job) => test_connection::run(job, ctx.profiles).await,
     }
 }

@@ -4,6 +4,7 @@
 //! rejected, so a credential pasted into a message fails loudly instead of travelling on.
 //! The JSON Schema in `events/schema/job-message.schema.json` is generated from these types.
 
+mod check;
 pub mod json;
 mod mode;
 pub mod paths;
@@ -15,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use check::CheckJob;
 pub use mode::BackupMode;
 pub use restore::{RestoreJob, TargetRef};
 pub use size::{ByteSize, GIB, KIB, MIB};
@@ -31,6 +33,8 @@ pub enum JobMessage {
     /// Re-read a mirror and check every file against its stored MD5 (and, optionally, the
     /// listing against the source). Writes nothing.
     Verify(VerifyJob),
+    /// Check a snapshot repository's structure (and with `read_data`, its data).
+    Check(CheckJob),
     /// Check that each named storage can be reached, authenticated against and used.
     TestConnection(TestConnectionJob),
 }
@@ -223,7 +227,7 @@ impl JobMessage {
             None => {
                 return Err(Error::invalid_field(
                     "kind",
-                    "is required: `backup`, `restore`, `verify` or `test_connection`",
+                    "is required: `backup`, `restore`, `verify`, `check` or `test_connection`",
                 ))
             }
         };
@@ -232,12 +236,13 @@ impl JobMessage {
             "backup" => JobMessage::Backup(from_value(rest)?),
             "restore" => JobMessage::Restore(from_value(rest)?),
             "verify" => JobMessage::Verify(from_value(rest)?),
+            "check" => JobMessage::Check(from_value(rest)?),
             "test_connection" => JobMessage::TestConnection(from_value(rest)?),
             other => {
                 return Err(Error::invalid_field(
                     "kind",
                     format!(
-                        "`{other}` is not a job kind: use `backup`, `restore`, `verify` or `test_connection`"
+                        "`{other}` is not a job kind: use `backup`, `restore`, `verify`, `check` or `test_connection`"
                     ),
                 ))
             }
@@ -251,6 +256,7 @@ impl JobMessage {
             JobMessage::Backup(b) => Some(&b.job_id),
             JobMessage::Restore(r) => Some(&r.job_id),
             JobMessage::Verify(v) => Some(&v.job_id),
+            JobMessage::Check(c) => Some(&c.job_id),
             JobMessage::TestConnection(t) => t.job_id.as_deref(),
         }
     }
@@ -260,6 +266,7 @@ impl JobMessage {
             JobMessage::Backup(job) => job.validate(),
             JobMessage::Restore(job) => job.validate(),
             JobMessage::Verify(job) => job.validate(),
+            JobMessage::Check(job) => job.validate(),
             JobMessage::TestConnection(job) => {
                 if let Some(id) = &job.job_id {
                     validate_job_id(id)?;

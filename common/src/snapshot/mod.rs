@@ -131,6 +131,36 @@ pub fn check_repository(backend: Arc<ObjectBackend>, password: &Secret) -> Resul
     Ok(true)
 }
 
+/// What `restic check` would say of the repository behind `backend`: its findings at error
+/// level (empty: healthy). Warnings are logged.
+pub fn check(
+    backend: Arc<ObjectBackend>,
+    password: &Secret,
+    read_data: bool,
+) -> Result<Vec<String>> {
+    let failed = |e: Box<RusticError>| failure(&backend, &e);
+    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
+    if repo.config_id().map_err(failed)?.is_none() {
+        return Err(Error::NoRepository {
+            location: backend.location(),
+        });
+    }
+    let repo = repo
+        .open(&Credentials::password(password.expose()))
+        .map_err(failed)?;
+    let options = rustic_core::CheckOptions::default().read_data(read_data);
+    let results = repo.check(options).map_err(failed)?;
+    let mut errors = Vec::new();
+    for (level, finding) in results.0 {
+        if format!("{level:?}") == "Error" {
+            errors.push(finding.to_string());
+        } else {
+            tracing::warn!(finding = %finding, "repository check: warning");
+        }
+    }
+    Ok(errors)
+}
+
 pub(crate) fn repository_options() -> RepositoryOptions {
     // No local cache: a function instance has no disk worth keeping between runs.
     RepositoryOptions::default().no_cache(true)

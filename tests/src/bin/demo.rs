@@ -118,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
     fs::create_dir_all(from_snapshot)?;
     fs::set_permissions(from_snapshot, fs::Permissions::from_mode(0o777))?;
     run("events/restore-snapshot.json")?;
+    println!("\n== check the repository, reading every pack");
+    run("events/check.json")?;
     Ok(())
 }
 
