@@ -1,15 +1,14 @@
 //! The check job: a snapshot repository judged as `restic check` would (structure; with
 //! `read_data`, every pack). Each error-level finding is one error in the result.
 
-use std::sync::Arc;
+use rustic_core::ReadBackend;
 
-use tokio::runtime::Handle;
-
-use super::{concluded, started, storages, Run};
+use super::snapshot::{blocking, repository};
+use super::{concluded, started, Run};
 use crate::error::{Error, Result};
 use crate::message::CheckJob;
 use crate::result::{FileError, JobResult};
-use crate::snapshot::{self, backend::ObjectBackend, password::repository_password};
+use crate::snapshot;
 
 pub async fn run(job: &CheckJob, ctx: &Run<'_>) -> JobResult {
     let mut result = started("check", &job.job_id, None);
@@ -18,18 +17,11 @@ pub async fn run(job: &CheckJob, ctx: &Run<'_>) -> JobResult {
 }
 
 async fn execute(job: &CheckJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
-    let place = &job.destination;
-    let password = repository_password(ctx.profiles, &place.storage)?;
-    let dest = storages::destination(ctx.profiles, place)?;
-    let read = storages::mirror(ctx.profiles, place, "destination")?;
-    let location = dest.describe();
+    let (backend, password) = repository(ctx.profiles, &job.destination, "destination")?;
+    let location = backend.location();
     result.destination = Some(location.clone());
-    let backend = Arc::new(ObjectBackend::new(dest, read, Handle::current(), 1));
     let read_data = job.read_data;
-    let findings =
-        tokio::task::spawn_blocking(move || snapshot::check(backend, &password, read_data))
-            .await
-            .map_err(|e| Error::Internal(format!("check task failed: {e}")))??;
+    let findings = blocking(move || snapshot::check(backend, &password, read_data)).await?;
     for finding in findings {
         let e = Error::RepositoryDamaged {
             location: location.clone(),

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use rustic_core::ReadBackend;
 use tokio::runtime::Handle;
 
 use super::{storages, Run};
+use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, DestinationRef};
 use crate::result::{FileError, JobResult};
@@ -24,29 +26,22 @@ const DEFAULT_CONNECTIONS: u32 = 5;
 pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
     let filter = Filter::new(&job.include, &job.exclude)?;
     let source = storages::source(ctx.profiles, &job.source)?;
-    let dest = storages::destination(ctx.profiles, &job.destination)?;
-    let read = storages::mirror(ctx.profiles, &job.destination, "destination")?;
-    let password = repository_password(ctx.profiles, &job.destination.storage)?;
+    let (backend, password) = repository(ctx.profiles, &job.destination, "destination")?;
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
-    result.destination = Some(dest.describe());
+    result.destination = Some(backend.location());
 
     let files = collect(source.as_ref(), &job.source.path, &filter, result).await?;
     if files.is_empty() {
         return Ok(()); // reported as `no_files`; an empty snapshot helps nobody
     }
-    let parallel = dest
-        .capability()
-        .max_parallel_requests
-        .unwrap_or(DEFAULT_CONNECTIONS);
-    let runtime = Handle::current();
-    let backend = Arc::new(ObjectBackend::new(
-        dest,
-        read,
-        runtime.clone(),
-        parallel as usize,
-    ));
     let read_size = job.options.chunk_size.bytes() as usize;
-    let tree = SourceTree::new(source, &job.source.path, files, runtime, read_size);
+    let tree = SourceTree::new(
+        source,
+        &job.source.path,
+        files,
+        Handle::current(),
+        read_size,
+    );
     let spec = SnapshotSpec {
         // restic's "host" names the machine the data comes from: the source storage's name.
         host: job.source.storage.clone(),
@@ -54,10 +49,7 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
         init: job.init,
         memory: ctx.memory.total(),
     };
-    let report =
-        tokio::task::spawn_blocking(move || snapshot::backup(backend, &password, tree, &spec))
-            .await
-            .map_err(|e| Error::Internal(format!("snapshot task failed: {e}")))??;
+    let report = blocking(move || snapshot::backup(backend, &password, tree, &spec)).await?;
     result.files.copied = report.files_new + report.files_changed;
     result.files.skipped = report.files_unmodified;
     result.bytes.copied = report.data_added_packed;
@@ -72,24 +64,37 @@ pub(super) async fn open_snapshot(
     place: &DestinationRef,
     id: &str,
 ) -> Result<Arc<dyn Source>> {
+    let (backend, password) = repository(profiles, place, "source")?;
+    let id = id.to_string();
+    let source = blocking(move || SnapshotSource::open(backend, &password, &id)).await?;
+    Ok(Arc::new(source))
+}
+
+/// The restic repository at `place` (a container or share + prefix, the message's `role`
+/// field): `rustic_core`'s backend over that storage, and the storage's repository password.
+pub(super) fn repository(
+    profiles: &crate::config::Profiles,
+    place: &DestinationRef,
+    role: &str,
+) -> Result<(Arc<ObjectBackend>, Secret)> {
     let password = repository_password(profiles, &place.storage)?;
     let dest = storages::destination(profiles, place)?;
-    let read = storages::mirror(profiles, place, "source")?;
+    let read = storages::mirror(profiles, place, role)?;
     let parallel = dest
         .capability()
         .max_parallel_requests
         .unwrap_or(DEFAULT_CONNECTIONS);
-    let backend = Arc::new(ObjectBackend::new(
-        dest,
-        read,
-        Handle::current(),
-        parallel as usize,
-    ));
-    let id = id.to_string();
-    let source = tokio::task::spawn_blocking(move || SnapshotSource::open(backend, &password, &id))
+    let backend = ObjectBackend::new(dest, read, Handle::current(), parallel as usize);
+    Ok((Arc::new(backend), password))
+}
+
+/// Run a (blocking) repository call on a blocking thread, never on the runtime's.
+pub(super) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(call)
         .await
-        .map_err(|e| Error::Internal(format!("snapshot task failed: {e}")))??;
-    Ok(Arc::new(source))
+        .map_err(|e| Error::Internal(format!("repository task failed: {e}")))?
 }
 
 /// The files under `root` that pass `filter`; what cannot be listed is counted in `result`.

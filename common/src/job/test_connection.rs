@@ -1,17 +1,13 @@
 //! Test Connection: for each side, run the cheapest real checks in order and report the first
 //! step that fails, with the seed's wording.
 
-use std::sync::Arc;
-
-use tokio::runtime::Handle;
-
 use super::storages;
 use crate::check::{CheckFailure, Step, SOURCE_STEPS};
 use crate::config::Profiles;
 use crate::error::Error;
 use crate::message::{BackupMode, DestinationRef, TestConnectionJob};
 use crate::result::{CheckResult, JobResult};
-use crate::snapshot::{self, backend::ObjectBackend, password::repository_password};
+use crate::snapshot;
 use crate::storage::Destination;
 
 pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
@@ -59,14 +55,9 @@ pub async fn run(job: &TestConnectionJob, profiles: &Profiles) -> JobResult {
 /// The `repository` step: the storage's `RESTIC_PASSWORD` opens the restic repository there
 /// (a place with no repository yet passes: the first backup with `init: true` creates it).
 async fn check_repository(profiles: &Profiles, place: &DestinationRef) -> crate::Result<()> {
-    let password = repository_password(profiles, &place.storage)?;
-    let dest = storages::destination(profiles, place)?;
-    let read = storages::mirror(profiles, place, "destination")?;
-    let backend = Arc::new(ObjectBackend::new(dest, read, Handle::current(), 1));
+    let (backend, password) = super::snapshot::repository(profiles, place, "destination")?;
     let opened =
-        tokio::task::spawn_blocking(move || snapshot::check_repository(backend, &password))
-            .await
-            .map_err(|e| Error::Internal(format!("repository check failed: {e}")))??;
+        super::snapshot::blocking(move || snapshot::check_repository(backend, &password)).await?;
     if !opened {
         tracing::info!(storage = %place.storage, "no snapshot repository yet: a backup with init: true creates it");
     }

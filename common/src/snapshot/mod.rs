@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{
-    BackupOptions, ConfigOptions, Credentials, KeyOptions, ReadBackend, Repository,
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, OpenStatus, ReadBackend, Repository,
     RepositoryBackends, RepositoryOptions, RusticError, SnapshotOptions, WriteBackend,
 };
 use serde::{Deserialize, Serialize};
@@ -75,9 +75,8 @@ pub fn backup(
     spec: &SnapshotSpec,
 ) -> Result<SnapshotReport> {
     let failed = |e: Box<RusticError>| failure(&backend, &e);
-    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
+    let (repo, exists) = locate(&backend)?;
     let credentials = Credentials::password(password.expose());
-    let exists = repo.config_id().map_err(failed)?.is_some();
     let repo = match (exists, spec.init) {
         (true, _) => repo.open(&credentials).map_err(failed)?,
         (false, true) => repo
@@ -87,11 +86,7 @@ pub fn backup(
                 &pack_options(spec.memory),
             )
             .map_err(failed)?,
-        (false, false) => {
-            return Err(Error::NoRepository {
-                location: backend.location(),
-            })
-        }
+        (false, false) => return Err(no_repository(&backend)),
     };
     // A fresh index each run: a long-lived handle does not see what an earlier backup added.
     let repo = repo.to_indexed_ids().map_err(failed)?;
@@ -121,14 +116,7 @@ pub fn backup(
 /// Whether `password` opens the repository behind `backend`: `Ok(false)` when there is no
 /// repository yet (a backup with `init: true` creates it). Test Connection's `repository` step.
 pub fn check_repository(backend: Arc<ObjectBackend>, password: &Secret) -> Result<bool> {
-    let failed = |e: Box<RusticError>| failure(&backend, &e);
-    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
-    if repo.config_id().map_err(failed)?.is_none() {
-        return Ok(false);
-    }
-    repo.open(&Credentials::password(password.expose()))
-        .map_err(failed)?;
-    Ok(true)
+    Ok(open_existing(&backend, password)?.is_some())
 }
 
 /// What `restic check` would say of the repository behind `backend`: its findings at error
@@ -138,18 +126,9 @@ pub fn check(
     password: &Secret,
     read_data: bool,
 ) -> Result<Vec<String>> {
-    let failed = |e: Box<RusticError>| failure(&backend, &e);
-    let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
-    if repo.config_id().map_err(failed)?.is_none() {
-        return Err(Error::NoRepository {
-            location: backend.location(),
-        });
-    }
-    let repo = repo
-        .open(&Credentials::password(password.expose()))
-        .map_err(failed)?;
+    let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
     let options = rustic_core::CheckOptions::default().read_data(read_data);
-    let results = repo.check(options).map_err(failed)?;
+    let results = repo.check(options).map_err(|e| failure(&backend, &e))?;
     let mut errors = Vec::new();
     for (level, finding) in results.0 {
         if format!("{level:?}") == "Error" {
@@ -161,14 +140,35 @@ pub fn check(
     Ok(errors)
 }
 
-pub(crate) fn repository_options() -> RepositoryOptions {
+/// The repository behind `backend`, not yet opened, and whether there is one (a config).
+fn locate(backend: &Arc<ObjectBackend>) -> Result<(Repository<()>, bool)> {
+    let failed = |e: Box<RusticError>| failure(backend, &e);
     // No local cache: a function instance has no disk worth keeping between runs.
-    RepositoryOptions::default().no_cache(true)
+    let options = RepositoryOptions::default().no_cache(true);
+    let be: Arc<dyn WriteBackend> = backend.clone();
+    let repo = Repository::new(&options, &RepositoryBackends::new(be, None)).map_err(failed)?;
+    let exists = repo.config_id().map_err(failed)?.is_some();
+    Ok((repo, exists))
 }
 
-pub(crate) fn backends(backend: &Arc<ObjectBackend>) -> RepositoryBackends {
-    let be: Arc<dyn WriteBackend> = backend.clone();
-    RepositoryBackends::new(be, None)
+/// The repository behind `backend` opened with `password`; `None` when there is none there.
+pub(crate) fn open_existing(
+    backend: &Arc<ObjectBackend>,
+    password: &Secret,
+) -> Result<Option<Repository<OpenStatus>>> {
+    match locate(backend)? {
+        (repo, true) => repo
+            .open(&Credentials::password(password.expose()))
+            .map(Some)
+            .map_err(|e| failure(backend, &e)),
+        (_, false) => Ok(None),
+    }
+}
+
+pub(crate) fn no_repository(backend: &ObjectBackend) -> Error {
+    Error::NoRepository {
+        location: backend.location(),
+    }
 }
 
 /// Our error behind a failed repository call when there is one (its code says what is wrong

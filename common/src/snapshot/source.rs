@@ -10,13 +10,11 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use rustic_core::repofile::Node;
 use rustic_core::vfs::OpenFile;
-use rustic_core::{
-    Credentials, IndexedFullStatus, LsOptions, ReadBackend, Repository, RusticError,
-};
+use rustic_core::{IndexedFullStatus, LsOptions, ReadBackend, Repository, RusticError};
 use tokio::sync::mpsc;
 
 use super::backend::ObjectBackend;
-use super::{backends, failure, repository_options};
+use super::{failure, no_repository, open_existing};
 use crate::check::CheckFailure;
 use crate::config::Secret;
 use crate::error::{Error, Result};
@@ -36,16 +34,8 @@ impl SnapshotSource {
     /// id or its first characters, as `restic` takes them).
     pub fn open(backend: Arc<ObjectBackend>, password: &Secret, id: &str) -> Result<Self> {
         let failed = |e: Box<RusticError>| failure(&backend, &e);
-        let repo = Repository::new(&repository_options(), &backends(&backend)).map_err(failed)?;
-        if repo.config_id().map_err(failed)?.is_none() {
-            return Err(Error::NoRepository {
-                location: backend.location(),
-            });
-        }
-        let repo = repo
-            .open(&Credentials::password(password.expose()))
-            .and_then(|r| r.to_indexed())
-            .map_err(failed)?;
+        let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
+        let repo = repo.to_indexed().map_err(failed)?;
         let snap = repo.get_snapshot_from_str(id, |_| true).map_err(failed)?;
         let root = snap.paths.iter().next().cloned().unwrap_or_default();
         let node = repo
