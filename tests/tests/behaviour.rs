@@ -10,7 +10,8 @@ use backup_common::config::Profiles;
 use backup_common::error::ErrorKind;
 use backup_common::job::storages;
 use backup_common::message::{DestinationRef, SourceRef, TargetRef};
-use backup_common::storage::{Destination, FileMeta, ListItem, Source};
+use backup_common::storage::{Destination, FileMeta, ListItem, RemoteFile, Source};
+use backup_common::transfer::MergedListing;
 use bytes::{Bytes, BytesMut};
 use harness::fault::{FaultProxy, Policy};
 use harness::stack::{pattern, Stack};
@@ -170,6 +171,8 @@ async fn read(s: &Storage, path: &str, offset: u64) -> Vec<u8> {
     }
 }
 
+/// Both sides' listings, which must agree and come in path order (byte order of the whole
+/// path: what lets the engine merge a source walk with a destination listing).
 async fn listing(s: &Storage) -> Vec<(String, u64)> {
     let mut items = s.read.list(&s.root).await.unwrap();
     let mut found = Vec::new();
@@ -181,7 +184,16 @@ async fn listing(s: &Storage) -> Vec<(String, u64)> {
             _ => {}
         }
     }
-    found.sort();
+    let mut held = s.write.list().await.unwrap();
+    let mut written = Vec::new();
+    while let Some(file) = held.recv().await {
+        let file = file.unwrap();
+        written.push((file.path, file.remote.size));
+    }
+    assert_eq!(found, written, "the read and write sides list the same");
+    let mut sorted = found.clone();
+    sorted.sort();
+    assert_eq!(found, sorted, "listed in path order");
     found
 }
 
@@ -266,6 +278,11 @@ async fn behaves(s: Storage, proxied: Storage, proxy: FaultProxy) {
         "with space/a b + c&d [1].txt",
         "%20literal.txt",
         "deep/a/b/c/d/e.txt",
+        // A folder sorts as its name and `/`: a-b.txt < a.txt < a/x.txt < a0.txt.
+        "order/a0.txt",
+        "order/a/x.txt",
+        "order/a.txt",
+        "order/a-b.txt",
     ] {
         write(&s, name, name.as_bytes()).await;
         assert_eq!(read(&s, name, 0).await, name.as_bytes(), "{name}");
@@ -326,6 +343,32 @@ async fn behaves(s: Storage, proxied: Storage, proxy: FaultProxy) {
 
     expected.sort();
     assert_eq!(listing(&s).await, expected, "exactly what was committed");
+    merged_lookups_agree_with_stat(&s).await;
+}
+
+/// The engine's merge of a listing with lookups answers as `stat` does, whether paths are asked
+/// in path order (read forward) or not (asked one by one), present or absent.
+async fn merged_lookups_agree_with_stat(s: &Storage) {
+    let listing = s.write.list().await.unwrap();
+    let mut merged = MergedListing::new(s.write.clone(), listing);
+    for path in [
+        "midway.bin",
+        "order/a-b.txt",
+        "order/a.txt",
+        "order/a-b.txt", // asked again, out of order
+        "order/a/absent.txt",
+        "order/a/x.txt",
+        "order/a0.txt",
+        "deep/a/b/c/d/e.txt", // out of order
+        "sizes/1.bin",
+        "zzz-absent",
+    ] {
+        let looked_up = merged.lookup(path).await.unwrap();
+        let stat = s.write.stat(path).await.unwrap();
+        let key = |r: Option<RemoteFile>| r.map(|r| (r.size, r.source_mtime));
+        assert_eq!(key(looked_up), key(stat), "{path}");
+    }
+    assert!(merged.finish().await, "the listing was read whole");
 }
 
 #[tokio::test]

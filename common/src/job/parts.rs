@@ -10,6 +10,8 @@
 //!                             of the part message, so a duplicate delivery rewrites it)
 //!   summary.json              totals, once every part has finished
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::message::{BackupJob, JobMessage, PartFile, PartSpec, RestoreJob};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
 use crate::storage::{ListItem, SourceFile};
-use crate::transfer::{self, Decision, Existing, Input};
+use crate::transfer::{self, Decision, Existing, Input, MergedListing};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so
 /// messages fit any queue (SQS 256 KiB; Azure Queue 64 KiB after base64).
@@ -83,9 +85,11 @@ pub async fn plan(
     ctx: &Run<'_>,
     result: &mut JobResult,
 ) -> Result<()> {
-    let existing = p.dest.list().await?;
+    let mut held = MergedListing::new(p.dest.clone(), p.dest.list().await?);
     let mut items = p.source.list(job.root()).await?;
     let mut todo: Vec<SourceFile> = Vec::new();
+    // What the destination held for the files in `todo` (the one-part copy needs no second look).
+    let mut decided = HashMap::new();
     let mut names = transfer::NameGuard::new(p.dest.as_ref());
     while let Some(item) = items.recv().await {
         match item {
@@ -102,23 +106,36 @@ pub async fn plan(
                     result.errors.push(FileError::new(Some(f.path), &e));
                     continue;
                 }
-                if transfer::decide(&f, existing.get(&f.path), &p.options) == Decision::Skip {
+                let remote = match held.lookup(&f.path).await {
+                    Ok(remote) => remote,
+                    Err(e) => {
+                        result.files.found += 1;
+                        result.files.failed += 1;
+                        result.errors.push(FileError::new(Some(f.path), &e));
+                        continue;
+                    }
+                };
+                if transfer::decide(&f, remote.as_ref(), &p.options) == Decision::Skip {
                     result.files.found += 1;
                     result.files.skipped += 1;
                     result.bytes.skipped += f.size;
                 } else {
+                    if let Some(remote) = remote {
+                        decided.insert(f.path.clone(), remote);
+                    }
                     todo.push(f);
                 }
             }
         }
     }
+    held.finish().await; // its walk meets the dead temporaries the copy removes
     let bytes: u64 = todo.iter().map(|f| f.size).sum();
     let options = &p.options;
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
         // One part's worth: copy it here (the engine counts these files).
         let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
         let left =
-            transfer::copy(plan, Input::Files(todo), Existing::Listed(existing), result).await?;
+            transfer::copy(plan, Input::Files(todo), Existing::Listed(decided), result).await?;
         if !left.is_empty() {
             // Out of time: the rest becomes a run of one part; what was done here counts in it.
             let run_id = new_run_id(job);

@@ -11,9 +11,11 @@ pub mod files;
 pub mod read;
 pub mod retry;
 pub mod sftp;
+pub mod walk;
 pub mod write;
 
 pub use read::{join, ListItem, Source, SourceFile, SourceReader};
 pub use write::{
-    Capability, CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR,
+    Capability, CheckFailure, Destination, FileMeta, HeldFile, Holdings, RemoteFile, Upload,
+    RESERVED_DIR,
 };

@@ -4,11 +4,12 @@
 //! `commit`** (Blob: uncommitted blocks, then Put Block List; Files and SFTP: a temporary name,
 //! then a rename). A destination knows nothing about where the bytes come from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 pub use crate::check::CheckFailure;
 use crate::error::Result;
@@ -83,6 +84,17 @@ pub struct RemoteFile {
     pub md5: Option<[u8; 16]>,
 }
 
+/// A file a destination holds, as its listing yields it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFile {
+    /// Relative to the job's prefix.
+    pub path: String,
+    pub remote: RemoteFile,
+}
+
+/// What [`Destination::list`] yields: files in path order; an error ends it.
+pub type Holdings = mpsc::Receiver<Result<HeldFile>>;
+
 /// Properties stored with a committed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
@@ -113,11 +125,14 @@ pub trait Destination: Send + Sync {
     /// checks its files one by one instead of listing the whole destination again.
     async fn stat(&self, path: &str) -> Result<Option<RemoteFile>>;
 
-    /// Files under the job's prefix, keyed by path relative to the prefix.
-    async fn list(&self) -> Result<HashMap<String, RemoteFile>>;
+    /// Files under the job's prefix (paths relative to it) as a stream in path order
+    /// ([`super::walk`]), never the whole tree in memory. The first page or folder is read before
+    /// this returns (a missing container fails here); a later error is the stream's last item.
+    /// Dead temporaries the walk meets are remembered for `clean_up_incomplete`.
+    async fn list(&self) -> Result<Holdings>;
 
     /// Remove what interrupted earlier runs left behind (temporaries); returns how many.
-    /// Called after `list`.
+    /// Called after a `list` was read to its end.
     async fn clean_up_incomplete(&self) -> Result<usize> {
         Ok(0)
     }

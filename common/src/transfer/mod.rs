@@ -8,11 +8,11 @@
 pub mod budget;
 mod decide;
 pub mod filter;
+mod held;
 pub mod names;
 pub mod progress;
 pub mod reader;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,8 @@ use crate::storage::{ListItem, Source, SourceFile};
 pub use budget::{ChunkSlots, MemoryBudget};
 pub use decide::{decide, Decision};
 pub use filter::Filter;
+use held::Held;
+pub use held::{Existing, MergedListing};
 pub use names::NameGuard;
 pub use progress::Progress;
 use reader::ResumingReader;
@@ -47,16 +49,6 @@ enum Outcome {
     Unchanged(u64),
     /// Stopped before the deadline; the file goes back on the queue.
     HandedBack,
-}
-
-/// What the destination holds, for the copy-or-skip decision.
-pub enum Existing {
-    /// List it now (a whole tree is being copied).
-    List,
-    /// Listed already (by the planner).
-    Listed(HashMap<String, RemoteFile>),
-    /// Ask file by file (a part: its files are a slice of a big tree).
-    PerFile,
 }
 
 /// What to copy: everything found by walking the root, or a list made earlier (a part).
@@ -114,18 +106,7 @@ pub async fn copy(
         deadline,
         memory,
     } = plan;
-    let existing = match existing {
-        Existing::List => Some(dest.list().await?),
-        Existing::Listed(listed) => Some(listed),
-        Existing::PerFile => None,
-    };
-    if existing.is_some() {
-        // Temporaries the listing found that nobody has touched for long.
-        let removed = dest.clean_up_incomplete().await?;
-        if removed > 0 {
-            tracing::info!(removed, "removed temporaries of interrupted runs");
-        }
-    }
+    let mut held = Held::new(existing, &dest).await?;
     let mut items = match input {
         Input::Walk => source.list(root).await?,
         Input::Files(files) => {
@@ -190,16 +171,13 @@ pub async fn copy(
             result.errors.push(FileError::new(Some(file.path), &e));
             continue;
         }
-        let remote = match &existing {
-            Some(listed) => listed.get(&file.path).cloned(),
-            None => match copier.dest.stat(&file.path).await {
-                Ok(remote) => remote,
-                Err(e) => {
-                    result.files.failed += 1;
-                    result.errors.push(FileError::new(Some(file.path), &e));
-                    continue;
-                }
-            },
+        let remote = match held.lookup(&file.path).await {
+            Ok(remote) => remote,
+            Err(e) => {
+                result.files.failed += 1;
+                result.errors.push(FileError::new(Some(file.path), &e));
+                continue;
+            }
         };
         let decision = decide(&file, remote.as_ref(), options);
         if decision == Decision::Skip {
@@ -227,6 +205,16 @@ pub async fn copy(
     }
     while let Some(done) = tasks.join_next().await {
         left_over.extend(record(done, result, &progress));
+    }
+    // Temporaries of interrupted runs that nobody has touched for long; only once the listing
+    // was read whole (a hand-back leaves them to the invocation that finishes).
+    if left_over.is_empty() && held.finish().await {
+        match copier.dest.clean_up_incomplete().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed temporaries of interrupted runs"),
+            // The copy is done; a dead temporary stays for the next run to remove.
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "cannot remove a dead temporary"),
+        }
     }
     Ok(left_over)
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use azure_core::http::{ClientOptions, Transport, Url};
 use azure_storage_blob::models::{
-    BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, ListBlobsIncludeItem,
+    BlobContainerClientListBlobsOptions, BlobItem, BlockBlobClientUploadOptions,
 };
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
@@ -32,7 +32,9 @@ use super::azure::url_path::push_segments;
 use super::azure::AccountConfig;
 use super::retry;
 use super::write::Capability;
-use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use super::{
+    CheckFailure, Destination, FileMeta, HeldFile, Holdings, RemoteFile, Upload, RESERVED_DIR,
+};
 use crate::check::Step;
 use crate::check::DESTINATION_STEPS;
 use crate::error::{redact_url, Error, ErrorKind, Result};
@@ -192,6 +194,25 @@ impl BlobDestination {
     }
 }
 
+/// What a listed blob tells an incremental run (`None`: the worker's state, or not under the
+/// prefix). The source's mtime is only what the worker recorded, never the blob's own time.
+fn held_file(item: BlobItem, list_prefix: &str) -> Option<HeldFile> {
+    let rel = item.name?.strip_prefix(list_prefix)?.to_string();
+    if rel.split('/').next() == Some(RESERVED_DIR) {
+        return None;
+    }
+    let props = item.properties.unwrap_or_default();
+    let meta = item.metadata.and_then(|m| m.values).unwrap_or_default();
+    Some(HeldFile {
+        path: rel,
+        remote: RemoteFile {
+            size: props.content_length.unwrap_or(0),
+            source_mtime: meta.get(META_SOURCE_MTIME).and_then(|v| v.parse().ok()),
+            md5: props.content_md5.and_then(|m| m.try_into().ok()),
+        },
+    })
+}
+
 /// Map an SDK error to the seed's classes (see [`classify`]).
 pub(super) fn map_sdk_error(
     account: &AccountConfig,
@@ -314,47 +335,18 @@ impl Destination for BlobDestination {
         }))
     }
 
-    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
-        let what = format!("container {}", self.container);
+    async fn list(&self) -> Result<Holdings> {
         let list_prefix = if self.prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", self.prefix)
         };
-        let options = BlobContainerClientListBlobsOptions {
-            include: Some(vec![ListBlobsIncludeItem::Metadata]),
-            prefix: (!list_prefix.is_empty()).then(|| list_prefix.clone()),
-            ..Default::default()
-        };
-        let mut items = self
-            .container_client
-            .list_blobs(Some(options))
-            .map_err(|e| self.map_err(&what, "list", e))?;
-        let mut found = HashMap::new();
-        while let Some(item) = items
-            .try_next()
-            .await
-            .map_err(|e| self.map_err(&what, "list", e))?
-        {
-            let Some(name) = item.name else { continue };
-            let Some(rel) = name.strip_prefix(&list_prefix) else {
-                continue;
-            };
-            if rel.starts_with(RESERVED_DIR) {
-                continue;
-            }
-            let props = item.properties.unwrap_or_default();
-            let meta = item.metadata.and_then(|m| m.values).unwrap_or_default();
-            found.insert(
-                rel.to_string(),
-                RemoteFile {
-                    size: props.content_length.unwrap_or(0),
-                    source_mtime: meta.get(META_SOURCE_MTIME).and_then(|v| v.parse().ok()),
-                    md5: props.content_md5.and_then(|m| m.try_into().ok()),
-                },
-            );
-        }
-        Ok(found)
+        self.list_blobs(
+            list_prefix.clone(),
+            move |item| held_file(item, &list_prefix).map(Ok),
+            Err,
+        )
+        .await
     }
 
     async fn delete(&self, path: &str) -> Result<bool> {

@@ -137,6 +137,53 @@ fn to_source_file(item: BlobItem, list_prefix: &str) -> Option<SourceFile> {
 }
 
 impl BlobDestination {
+    /// Every blob whose name starts with `list_prefix`, page by page, in the service's order
+    /// (by name), each turned into a `T` by `keep` (`None`: not data). The first page is read
+    /// here, so a missing container or a refused listing fails the caller; a later page's error
+    /// is the stream's last item.
+    pub(super) async fn list_blobs<T: Send + 'static>(
+        &self,
+        list_prefix: String,
+        keep: impl Fn(BlobItem) -> Option<T> + Send + 'static,
+        failed: impl FnOnce(Error) -> T + Send + 'static,
+    ) -> Result<mpsc::Receiver<T>> {
+        let options = BlobContainerClientListBlobsOptions {
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            prefix: (!list_prefix.is_empty()).then(|| list_prefix.clone()),
+            ..Default::default()
+        };
+        let what = format!("container {}", self.container);
+        let mut items = self
+            .container_client
+            .list_blobs(Some(options))
+            .map_err(|e| self.map_err(&what, "list", e))?;
+        let first = items
+            .try_next()
+            .await
+            .map_err(|e| self.map_err(&what, "list", e))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let (account, container) = (self.cfg.account.clone(), self.container.clone());
+        tokio::spawn(async move {
+            let mut next = first;
+            while let Some(item) = next {
+                if let Some(kept) = keep(item) {
+                    if tx.send(kept).await.is_err() {
+                        return;
+                    }
+                }
+                next = match items.try_next().await {
+                    Ok(item) => item,
+                    Err(e) => {
+                        let e = map_sdk_error(&account, &container, &what, "list", e);
+                        let _ = tx.send(failed(e)).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(rx)
+    }
+
     /// The blob name of `path` under `root` (relative to the prefix).
     fn read_name(&self, root: &str, path: &str) -> String {
         let rel = match (root.trim_matches('/'), path) {
@@ -162,8 +209,7 @@ impl Source for BlobDestination {
         within(&self.cfg.account, Step::List, self.check_list()).await
     }
 
-    /// Every blob under `<prefix>/<root>/`, one page at a time: the first page is read here (a
-    /// missing container or a refused listing fails the job), the rest as the consumer goes.
+    /// Every blob under `<prefix>/<root>/`, one page at a time, in name order.
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {
         let base = self.read_name(root, "");
         let list_prefix = if base.is_empty() {
@@ -171,41 +217,13 @@ impl Source for BlobDestination {
         } else {
             format!("{base}/")
         };
-        let options = BlobContainerClientListBlobsOptions {
-            include: Some(vec![ListBlobsIncludeItem::Metadata]),
-            prefix: (!list_prefix.is_empty()).then(|| list_prefix.clone()),
-            ..Default::default()
-        };
-        let what = format!("container {}", self.container);
-        let mut items = self
-            .container_client
-            .list_blobs(Some(options))
-            .map_err(|e| self.map_err(&what, "list", e))?;
-        let first = items
-            .try_next()
-            .await
-            .map_err(|e| self.map_err(&what, "list", e))?;
-        let (tx, rx) = mpsc::channel(1024);
-        let (account, container) = (self.cfg.account.clone(), self.container.clone());
-        tokio::spawn(async move {
-            let mut next = first;
-            while let Some(item) = next {
-                if let Some(file) = to_source_file(item, &list_prefix) {
-                    if tx.send(ListItem::File(file)).await.is_err() {
-                        return;
-                    }
-                }
-                next = match items.try_next().await {
-                    Ok(item) => item,
-                    Err(e) => {
-                        let e = map_sdk_error(&account, &container, &what, "list", e);
-                        let _ = tx.send(ListItem::Error(list_prefix.clone(), e)).await;
-                        return;
-                    }
-                };
-            }
-        });
-        Ok(rx)
+        let at = list_prefix.clone();
+        self.list_blobs(
+            list_prefix.clone(),
+            move |item| to_source_file(item, &list_prefix).map(ListItem::File),
+            move |e| ListItem::Error(at, e),
+        )
+        .await
     }
 
     async fn remote_md5(&self, root: &str, path: &str) -> Result<Option<[u8; 16]>> {

@@ -14,7 +14,7 @@ mod read;
 mod upload;
 mod wire;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -23,13 +23,17 @@ use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
+use super::walk;
 use super::write::{put_whole, unix_now, Capability};
-use super::{CheckFailure, Destination, FileMeta, RemoteFile, Upload, RESERVED_DIR};
+use super::{
+    CheckFailure, Destination, FileMeta, HeldFile, Holdings, RemoteFile, Upload, RESERVED_DIR,
+};
 use crate::check::Step;
 use crate::check::DESTINATION_STEPS;
 use crate::error::{Error, ErrorKind, Result};
 use client::{DirEntry, FilesClient, MAX_RANGE};
 pub use config::FilesConfig;
+use read::ListedFile;
 use upload::FilesUpload;
 
 pub use super::write::TEMP_PREFIX;
@@ -44,7 +48,7 @@ pub struct FilesDestination {
     /// Directories known to exist, so each is created once per job.
     known_dirs: Mutex<HashSet<String>>,
     /// Temporaries found by `list`, removed by `clean_up_incomplete`.
-    stale: Mutex<Vec<String>>,
+    stale: Arc<Mutex<Vec<String>>>,
     account: AccountConfig,
     resume_after_secs: u64,
 }
@@ -75,7 +79,7 @@ impl FilesDestination {
             account: cfg.account,
             prefix: prefix.to_string(),
             known_dirs: Mutex::new(HashSet::new()),
-            stale: Mutex::new(Vec::new()),
+            stale: Arc::default(),
         })
     }
 
@@ -194,56 +198,36 @@ impl Destination for FilesDestination {
         }))
     }
 
-    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
-        let mut found = HashMap::new();
-        let mut stale = Vec::new();
-        let mut pending = vec![String::new()];
-        while let Some(rel_dir) = pending.pop() {
-            let Some(entries) = self.client.list(&self.full(&rel_dir)).await? else {
-                continue;
-            };
-            for entry in entries {
-                match entry {
-                    DirEntry::Directory(name) => {
-                        if !(rel_dir.is_empty() && name == RESERVED_DIR) {
-                            pending.push(join(&rel_dir, &name));
-                        }
-                    }
-                    DirEntry::File {
-                        name,
-                        last_modified,
-                        ..
-                    } if name.starts_with(TEMP_PREFIX) => {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_secs() as i64)
-                            .unwrap_or(0);
-                        if last_modified.is_none_or(|t| now - t >= STALE_AFTER_SECS) {
-                            stale.push(self.full(&join(&rel_dir, &name)));
-                        }
-                    }
-                    DirEntry::File {
-                        name,
-                        size,
-                        last_write,
-                        ..
-                    } => {
-                        found.insert(
-                            join(&rel_dir, &name),
-                            RemoteFile {
-                                size,
-                                source_mtime: last_write,
-                                md5: None,
-                            },
-                        );
-                    }
+    async fn list(&self) -> Result<Holdings> {
+        let stale = self.stale.clone();
+        let (prefix, now) = (self.prefix.clone(), unix_now());
+        let keep = move |dir: &str, file: ListedFile| {
+            let path = walk::child(dir, &file.name);
+            if !file.name.starts_with(TEMP_PREFIX) {
+                let remote = RemoteFile {
+                    size: file.size,
+                    source_mtime: file.last_write,
+                    md5: None,
+                };
+                return Some(Ok(HeldFile { path, remote }));
+            }
+            if file
+                .last_modified
+                .is_none_or(|t| now - t >= STALE_AFTER_SECS)
+            {
+                if let Ok(mut s) = stale.lock() {
+                    s.push(join(&prefix, &path));
                 }
             }
-        }
+            None
+        };
         if let Ok(mut s) = self.stale.lock() {
-            *s = stale;
+            s.clear();
         }
-        Ok(found)
+        read::walk(self.client.clone(), self.prefix.clone(), keep, |_, e| {
+            Err(e)
+        })
+        .await
     }
 
     async fn clean_up_incomplete(&self) -> Result<usize> {

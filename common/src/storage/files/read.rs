@@ -1,41 +1,85 @@
-//! The read side of Azure Files: a mirror walked directory by directory as a stream, a file's
+//! The read side of Azure Files: a mirror walked directory by directory as a stream in path
+//! order (the walk the write side's listing shares), a file's
 //! properties, and ranged reads (one Get File per chunk).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::client::DirEntry;
+use super::client::{DirEntry, FilesClient};
 use super::{join, FilesDestination, TEMP_PREFIX};
 use crate::check::CheckFailure;
 use crate::error::{Error, Result};
 use crate::storage::read::RangedReader;
+use crate::storage::walk::{child, Entry, Next, SortedWalk};
 use crate::storage::{Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
-/// What one listed directory contributes: its files, and its folders to walk next.
-fn sort_entries(rel_dir: &str, entries: Vec<DirEntry>) -> (Vec<SourceFile>, Vec<String>) {
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    for entry in entries {
-        match entry {
-            DirEntry::Directory(name) if rel_dir.is_empty() && name == RESERVED_DIR => {}
-            DirEntry::Directory(name) => dirs.push(join(rel_dir, &name)),
-            // An interrupted upload's temporary, not data.
-            DirEntry::File { name, .. } if name.starts_with(TEMP_PREFIX) => {}
-            DirEntry::File {
-                name,
-                size,
-                last_write,
-                last_modified,
-            } => files.push(SourceFile {
-                path: join(rel_dir, &name),
-                size,
-                mtime: last_write.or(last_modified).unwrap_or(0),
-                // Listings do not carry Content-MD5: the reader learns it when it opens.
-                md5: None,
-            }),
+/// A file as a directory listing shows it.
+pub(super) struct ListedFile {
+    pub name: String,
+    pub size: u64,
+    pub last_write: Option<i64>,
+    pub last_modified: Option<i64>,
+}
+
+/// Walk the share-relative folder `base` in path order ([`crate::storage::walk`]), one
+/// directory at a time, skipping the worker's state folder at the top. `keep` turns a file
+/// (with its folder relative to `base`) into an item, or drops it. The first directory is read
+/// here: a missing share fails the caller, a missing folder lists nothing; a later directory
+/// that cannot be read becomes the item `failed` makes, and the walk goes on.
+pub(super) async fn walk<T: Send + 'static>(
+    client: Arc<FilesClient>,
+    base: String,
+    keep: impl Fn(&str, ListedFile) -> Option<T> + Send + Sync + 'static,
+    failed: impl Fn(String, Error) -> T + Send + Sync + 'static,
+) -> Result<mpsc::Receiver<T>> {
+    let first = client.list(&base).await?.unwrap_or_default();
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        let entries = |dir: &str, listed: Vec<DirEntry>| -> Vec<Entry<T>> {
+            listed
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    DirEntry::Directory(name) if dir.is_empty() && name == RESERVED_DIR => None,
+                    DirEntry::Directory(name) => Some(Entry::Dir(name)),
+                    DirEntry::File {
+                        name,
+                        size,
+                        last_write,
+                        last_modified,
+                    } => {
+                        let file = ListedFile {
+                            name: name.clone(),
+                            size,
+                            last_write,
+                            last_modified,
+                        };
+                        keep(dir, file).map(|item| Entry::Item(name, item))
+                    }
+                })
+                .collect()
+        };
+        let mut walk = SortedWalk::default();
+        walk.enter("", entries("", first));
+        while let Some(next) = walk.next() {
+            let item = match next {
+                Next::Item(item) => item,
+                Next::Read(dir) => match client.list(&join(&base, &dir)).await {
+                    Ok(listed) => {
+                        let found = entries(&dir, listed.unwrap_or_default());
+                        walk.enter(&dir, found);
+                        continue;
+                    }
+                    Err(e) => failed(dir, e),
+                },
+            };
+            if tx.send(item).await.is_err() {
+                return;
+            }
         }
-    }
-    (files, dirs)
+    });
+    Ok(rx)
 }
 
 #[async_trait]
@@ -49,38 +93,22 @@ impl Source for FilesDestination {
             .await
     }
 
-    /// Every file under `<prefix>/<root>`, one directory at a time: the first directory is
-    /// read here (a missing share fails the job; a missing folder lists nothing).
+    /// Every file under `<prefix>/<root>`, one directory at a time, in path order.
     async fn list(&self, root: &str) -> Result<mpsc::Receiver<ListItem>> {
         let base = self.full(root.trim_matches('/'));
-        let first = self.client.list(&base).await?.unwrap_or_default();
-        let (tx, rx) = mpsc::channel(1024);
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let (files, mut pending) = sort_entries("", first);
-            let mut batch = files;
-            loop {
-                for file in batch.drain(..) {
-                    if tx.send(ListItem::File(file)).await.is_err() {
-                        return;
-                    }
-                }
-                let Some(rel_dir) = pending.pop() else { return };
-                match client.list(&join(&base, &rel_dir)).await {
-                    Ok(entries) => {
-                        let (files, dirs) = sort_entries(&rel_dir, entries.unwrap_or_default());
-                        batch = files;
-                        pending.extend(dirs);
-                    }
-                    Err(e) => {
-                        if tx.send(ListItem::Error(rel_dir, e)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(rx)
+        let keep = |dir: &str, file: ListedFile| {
+            // An interrupted upload's temporary is not data.
+            (!file.name.starts_with(TEMP_PREFIX)).then(|| {
+                ListItem::File(SourceFile {
+                    path: child(dir, &file.name),
+                    size: file.size,
+                    mtime: file.last_write.or(file.last_modified).unwrap_or(0),
+                    // Listings do not carry Content-MD5: the reader learns it when it opens.
+                    md5: None,
+                })
+            })
+        };
+        walk(self.client.clone(), base, keep, ListItem::Error).await
     }
 
     async fn remote_md5(&self, root: &str, path: &str) -> Result<Option<[u8; 16]>> {

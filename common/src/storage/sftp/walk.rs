@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
+use crate::storage::walk::{child, Entry, Next, SortedWalk};
 use crate::storage::{join, ListItem, SourceFile};
 
 /// Items buffered between the walker and the transfer engine.
@@ -23,7 +24,7 @@ pub enum Temporaries {
 }
 
 /// Read `root` (it must be readable: a wrong path fails the job instead of "0 files copied"),
-/// then walk the rest in the background.
+/// then walk the rest in the background, in path order ([`crate::storage::walk`]).
 pub async fn start(
     sessions: Arc<Sessions>,
     root: &str,
@@ -33,25 +34,22 @@ pub async fn start(
     let (tx, rx) = mpsc::channel(LIST_CHANNEL_DEPTH);
     let root = root.to_string();
     tokio::spawn(async move {
-        let mut pending: Vec<String> = Vec::new();
-        let mut batch = Some((String::new(), first));
-        while let Some((dir, entries)) = batch.take() {
-            if !send_entries(&tx, &dir, entries, temporaries, &mut pending).await {
+        let mut walk = SortedWalk::default();
+        walk.enter("", entries("", first, temporaries));
+        while let Some(next) = walk.next() {
+            let item = match next {
+                Next::Item(item) => item,
+                Next::Read(dir) => match read_dir(&sessions, &join(&root, &dir)).await {
+                    Ok(read) => {
+                        let found = entries(&dir, read, temporaries);
+                        walk.enter(&dir, found);
+                        continue;
+                    }
+                    Err(err) => ListItem::Error(dir, err),
+                },
+            };
+            if tx.send(item).await.is_err() {
                 return;
-            }
-            while let Some(next) = pending.pop() {
-                let full = join(&root, &next);
-                match read_dir(&sessions, &full).await {
-                    Ok(entries) => {
-                        batch = Some((next, entries));
-                        break;
-                    }
-                    Err(err) => {
-                        if tx.send(ListItem::Error(next, err)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
             }
         }
     });
@@ -66,31 +64,21 @@ async fn read_dir(sessions: &Sessions, path: &str) -> Result<ReadDir> {
     .await
 }
 
-/// Send the files of one directory and queue its subdirectories; false when the receiver
-/// is gone.
-async fn send_entries(
-    tx: &mpsc::Sender<ListItem>,
-    dir: &str,
-    entries: ReadDir,
-    temporaries: Temporaries,
-    pending: &mut Vec<String>,
-) -> bool {
-    for entry in entries {
+/// What one directory holds that a walk yields or enters.
+fn entries(dir: &str, read: ReadDir, temporaries: Temporaries) -> Vec<Entry<ListItem>> {
+    let mut found = Vec::new();
+    for entry in read {
         let name = entry.file_name();
         let temporary = super::write::is_temporary(&name);
         if name == "." || name == ".." || (temporary && temporaries == Temporaries::Skip) {
             continue;
         }
-        let rel = if dir.is_empty() {
-            name
-        } else {
-            format!("{dir}/{name}")
-        };
+        let rel = child(dir, &name);
         let meta = entry.metadata();
         let item = if meta.is_symlink() {
             ListItem::Symlink(rel)
         } else if meta.is_dir() {
-            pending.push(rel);
+            found.push(Entry::Dir(name));
             continue;
         } else if meta.is_regular() {
             ListItem::File(SourceFile {
@@ -103,9 +91,7 @@ async fn send_entries(
             // Sockets, FIFOs, devices: nothing to back up.
             continue;
         };
-        if tx.send(item).await.is_err() {
-            return false;
-        }
+        found.push(Entry::Item(name, item));
     }
-    true
+    found
 }

@@ -5,7 +5,7 @@
 //! Where the server lacks that extension (not OpenSSH), the old file is removed first, then the
 //! temporary renamed: a reader may then find no file for a moment, never a partial one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::SeekFrom;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +24,8 @@ use crate::check::Step;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
-    join, Destination, FileMeta, ListItem, RemoteFile, Source, Upload, RESERVED_DIR,
+    join, Destination, FileMeta, HeldFile, Holdings, ListItem, RemoteFile, Source, Upload,
+    RESERVED_DIR,
 };
 
 /// A temporary nobody wrote to for this long belongs to a run that died (a live writer
@@ -39,7 +40,7 @@ pub struct SftpDestination {
     /// Directories known to exist, so each is looked up or created once per job.
     known_dirs: Mutex<HashSet<String>>,
     /// Temporaries found by `list`, removed by `clean_up_incomplete`.
-    stale: Mutex<Vec<String>>,
+    stale: Arc<Mutex<Vec<String>>>,
 }
 
 impl SftpDestination {
@@ -49,7 +50,7 @@ impl SftpDestination {
             reads: source,
             root: root.trim_end_matches('/').to_string(),
             known_dirs: Mutex::new(HashSet::new()),
-            stale: Mutex::new(Vec::new()),
+            stale: Arc::default(),
         }
     }
 
@@ -190,36 +191,48 @@ impl Destination for SftpDestination {
         }))
     }
 
-    async fn list(&self) -> Result<HashMap<String, RemoteFile>> {
+    async fn list(&self) -> Result<Holdings> {
         // The walk a source does, plus the temporaries (to find dead ones).
         let sessions = self.sessions.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
         let mut items = match walk::start(sessions, &self.root, walk::Temporaries::List).await {
             Ok(items) => items,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(rx), // nothing yet
             Err(e) => return Err(e),
         };
-        let now = unix_now();
-        let (mut found, mut stale) = (HashMap::new(), Vec::new());
-        while let Some(item) = items.recv().await {
-            let ListItem::File(f) = item else { continue };
-            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-            if is_temporary(name) {
-                if now - f.mtime >= STALE_AFTER_SECS {
-                    stale.push(self.full(&f.path));
-                }
-            } else if f.path.split('/').next() != Some(RESERVED_DIR) {
-                let remote = RemoteFile {
-                    size: f.size,
-                    source_mtime: Some(f.mtime),
-                    md5: None,
-                };
-                found.insert(f.path, remote);
-            }
-        }
         if let Ok(mut s) = self.stale.lock() {
-            *s = stale;
+            s.clear();
         }
-        Ok(found)
+        let (stale, root, now) = (self.stale.clone(), self.root.clone(), unix_now());
+        tokio::spawn(async move {
+            while let Some(item) = items.recv().await {
+                let held = match item {
+                    ListItem::File(f) if is_temporary(f.path.rsplit('/').next().unwrap_or("")) => {
+                        if now - f.mtime >= STALE_AFTER_SECS {
+                            if let Ok(mut s) = stale.lock() {
+                                s.push(join(&root, &f.path));
+                            }
+                        }
+                        continue;
+                    }
+                    ListItem::File(f) if f.path.split('/').next() == Some(RESERVED_DIR) => continue,
+                    ListItem::File(f) => Ok(HeldFile {
+                        remote: RemoteFile {
+                            size: f.size,
+                            source_mtime: Some(f.mtime),
+                            md5: None,
+                        },
+                        path: f.path,
+                    }),
+                    ListItem::Symlink(_) => continue,
+                    ListItem::Error(_, e) => Err(e),
+                };
+                if tx.send(held).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn clean_up_incomplete(&self) -> Result<usize> {
