@@ -125,6 +125,12 @@ pub struct JobResult {
     /// For a backup in snapshot mode: the snapshot saved.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snapshot: Option<crate::snapshot::SnapshotReport>,
+    /// For a forget job: the snapshots kept and removed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub forget: Option<crate::snapshot::retention::ForgetReport>,
+    /// For a prune (or a forget with `prune`): what was deleted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prune: Option<crate::snapshot::retention::PruneReport>,
     /// Messages the platform must put on the job queue (parts, continuations). Not reported.
     #[serde(skip)]
     pub follow_up: Vec<String>,
@@ -186,6 +192,8 @@ impl JobResult {
             part: None,
             verify: None,
             snapshot: None,
+            forget: None,
+            prune: None,
             follow_up: Vec::new(),
         }
     }
@@ -231,14 +239,17 @@ impl JobResult {
             } else {
                 JobStatus::Failed
             }
-        } else if self.files.found == 0 && self.kind != "check" {
-            // (A repository check copies no files: with no error it succeeded.)
+        } else if self.files.found == 0 && !MAINTENANCE.contains(&self.kind.as_str()) {
+            // (Repository maintenance copies no files: with no error it succeeded.)
             JobStatus::NoFiles
         } else {
             JobStatus::Succeeded
         };
     }
 }
+
+/// Job kinds that work on a repository, not on files.
+const MAINTENANCE: [&str; 3] = ["check", "forget", "prune"];
 
 fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()

@@ -5,6 +5,7 @@ mod backup;
 mod check;
 mod parts;
 mod restore;
+mod retention;
 mod snapshot;
 pub mod storages;
 mod test_connection;
@@ -65,6 +66,8 @@ pub async fn run(message: &JobMessage, ctx: &Run<'_>) -> JobResult {
         JobMessage::Restore(job) => restore::run(job, ctx).await,
         JobMessage::Verify(job) => verify::run(job, ctx).await,
         JobMessage::Check(job) => check::run(job, ctx).await,
+        JobMessage::Forget(job) => retention::forget(job, ctx).await,
+        JobMessage::Prune(job) => retention::prune(job, ctx).await,
         JobMessage::TestConnection(job) => test_connection::run(job, ctx.profiles).await,
     }
 }

@@ -9,6 +9,7 @@ pub mod json;
 mod mode;
 pub mod paths;
 mod restore;
+mod retention;
 mod size;
 mod verify;
 
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 pub use check::CheckJob;
 pub use mode::BackupMode;
 pub use restore::{RestoreJob, TargetRef};
+pub use retention::{ForgetJob, PruneJob};
 pub use size::{ByteSize, GIB, KIB, MIB};
 pub use verify::VerifyJob;
 
@@ -35,6 +37,10 @@ pub enum JobMessage {
     Verify(VerifyJob),
     /// Check a snapshot repository's structure (and with `read_data`, its data).
     Check(CheckJob),
+    /// Remove the snapshots a keep policy does not keep (optionally pruning afterwards).
+    Forget(ForgetJob),
+    /// Delete the data of a snapshot repository no snapshot references any more.
+    Prune(PruneJob),
     /// Check that each named storage can be reached, authenticated against and used.
     TestConnection(TestConnectionJob),
 }
@@ -227,7 +233,7 @@ impl JobMessage {
             None => {
                 return Err(Error::invalid_field(
                     "kind",
-                    "is required: `backup`, `restore`, `verify`, `check` or `test_connection`",
+                    "is required: `backup`, `restore`, `verify`, `check`, `forget`, `prune` or `test_connection`",
                 ))
             }
         };
@@ -237,12 +243,14 @@ impl JobMessage {
             "restore" => JobMessage::Restore(from_value(rest)?),
             "verify" => JobMessage::Verify(from_value(rest)?),
             "check" => JobMessage::Check(from_value(rest)?),
+            "forget" => JobMessage::Forget(from_value(rest)?),
+            "prune" => JobMessage::Prune(from_value(rest)?),
             "test_connection" => JobMessage::TestConnection(from_value(rest)?),
             other => {
                 return Err(Error::invalid_field(
                     "kind",
                     format!(
-                        "`{other}` is not a job kind: use `backup`, `restore`, `verify`, `check` or `test_connection`"
+                        "`{other}` is not a job kind: use `backup`, `restore`, `verify`, `check`, `forget`, `prune` or `test_connection`"
                     ),
                 ))
             }
@@ -257,6 +265,8 @@ impl JobMessage {
             JobMessage::Restore(r) => Some(&r.job_id),
             JobMessage::Verify(v) => Some(&v.job_id),
             JobMessage::Check(c) => Some(&c.job_id),
+            JobMessage::Forget(f) => Some(&f.job_id),
+            JobMessage::Prune(p) => Some(&p.job_id),
             JobMessage::TestConnection(t) => t.job_id.as_deref(),
         }
     }
@@ -267,6 +277,8 @@ impl JobMessage {
             JobMessage::Restore(job) => job.validate(),
             JobMessage::Verify(job) => job.validate(),
             JobMessage::Check(job) => job.validate(),
+            JobMessage::Forget(job) => job.validate(),
+            JobMessage::Prune(job) => job.validate(),
             JobMessage::TestConnection(job) => {
                 if let Some(id) = &job.job_id {
                     validate_job_id(id)?;

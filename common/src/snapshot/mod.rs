@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod password;
+pub mod retention;
 pub mod source;
 pub mod tree;
 

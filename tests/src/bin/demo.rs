@@ -118,8 +118,16 @@ async fn main() -> anyhow::Result<()> {
     fs::create_dir_all(from_snapshot)?;
     fs::set_permissions(from_snapshot, fs::Permissions::from_mode(0o777))?;
     run("events/restore-snapshot.json")?;
+    println!("\n== retention: keep the last one (and daily/weekly/monthly), prune the rest");
+    run("events/forget.json")?;
+    run("events/prune.json")?;
     println!("\n== check the repository, reading every pack");
     run("events/check.json")?;
+    let restic =
+        harness::restic::Restic::from_blob(&stack, "backups", "office-nas-restic", RESTIC_PASSWORD)
+            .await;
+    restic.run(&["check", "--read-data"]);
+    println!("   restic check --read-data after forget and prune: no errors");
     Ok(())
 }
 
