@@ -154,6 +154,8 @@ pub enum Error {
     NoRepository { location: String },
     #[error("snapshot repository: {detail}")]
     Snapshot { detail: String },
+    #[error("the repository at {location} is locked: {holder}. Try again later (a lock not refreshed for 30 minutes is ignored; `restic unlock` removes stale ones)")]
+    Locked { location: String, holder: String },
     #[error("the repository at {location} is damaged: {finding}")]
     RepositoryDamaged { location: String, finding: String },
     /// A request that was retried until its attempts ran out: final, with the last failure.
@@ -207,6 +209,7 @@ impl Error {
             Error::NoRepository { .. } => "snapshot.no_repository",
             Error::Snapshot { .. } => "snapshot.error",
             Error::RepositoryDamaged { .. } => "check.damaged",
+            Error::Locked { .. } => "snapshot.locked",
             Error::GaveUp { last, .. } => last.code(),
             Error::Internal(_) => "internal",
         }
@@ -244,6 +247,8 @@ impl Error {
             | Error::PasswordMissing { .. }
             | Error::NoRepository { .. } => Configuration,
             Error::WrongPassword { .. } => Unauthenticated,
+            // Held by another job for now: the queue delivers this one again later.
+            Error::Locked { .. } => Unavailable,
             Error::GaveUp { last, .. } => last.kind(),
             _ => Other,
         }

@@ -45,7 +45,12 @@ async fn three_snapshots(
     let mut made = Vec::new();
     for (seed, tag) in [(1, "monthly"), (2, "nightly"), (3, "nightly")] {
         let data = pattern(3 * MIB, seed);
-        write_file(src, "data.bin", &data);
+        let path = write_file(src, "data.bin", &data);
+        // A rewrite within the same second, same size, would look unchanged (as to restic):
+        // give each version its own mtime.
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + seed);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(mtime).unwrap();
         let r = stack.run_with(&backup(src, dest, tag), profiles).await;
         assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
         let id = r.snapshot.expect("a snapshot").id;

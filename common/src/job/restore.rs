@@ -8,11 +8,14 @@
 //! run's state is kept beside the mirror, in its `.backup-worker/` folder, so planning needs
 //! write permission there).
 
+use std::sync::Arc;
+
 use super::backup::{fit_options, Prepared};
 use super::{concluded, parts, started, storages, Run};
 use crate::error::Result;
 use crate::message::RestoreJob;
 use crate::result::JobResult;
+use crate::storage::Source;
 use crate::transfer::{self, Existing, Filter, Input};
 
 pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
@@ -25,10 +28,28 @@ pub async fn run(job: &RestoreJob, ctx: &Run<'_>) -> JobResult {
 
 async fn execute(job: &RestoreJob, ctx: &Run<'_>, result: &mut JobResult) -> Result<()> {
     let filter = Filter::new(&job.include, &job.exclude)?.within(&job.paths)?;
-    let source = match &job.snapshot {
-        Some(id) => super::snapshot::open_snapshot(ctx.profiles, &job.source, id).await?,
-        None => storages::mirror(ctx.profiles, &job.source, "source")?,
+    let (source, lock) = match &job.snapshot {
+        Some(id) => {
+            let (source, lock) =
+                super::snapshot::open_snapshot(ctx.profiles, &job.source, id).await?;
+            (source, Some(lock))
+        }
+        None => (storages::mirror(ctx.profiles, &job.source, "source")?, None),
     };
+    let outcome = restore(job, ctx, source, filter, result).await;
+    if let Some(lock) = lock {
+        super::snapshot::release(lock).await;
+    }
+    outcome
+}
+
+async fn restore(
+    job: &RestoreJob,
+    ctx: &Run<'_>,
+    source: Arc<dyn Source>,
+    filter: Filter,
+    result: &mut JobResult,
+) -> Result<()> {
     let dest = storages::target(ctx.profiles, &job.target)?;
     let options = fit_options(&job.options, dest.as_ref())?;
     result.source = Some(source.describe());

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::message::{BackupJob, DestinationRef};
 use crate::result::{FileError, JobResult};
 use crate::snapshot::backend::ObjectBackend;
+use crate::snapshot::lock::RepoLock;
 use crate::snapshot::password::repository_password;
 use crate::snapshot::source::SnapshotSource;
 use crate::snapshot::tree::SourceTree;
@@ -58,21 +59,31 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
     Ok(())
 }
 
-/// The snapshot `id` of the repository at `place`, opened as a [`Source`] for a restore.
+/// The snapshot `id` of the repository at `place`, opened as a [`Source`] for a restore, and
+/// the shared lock held while it is read (give it to [`release`]).
 pub(super) async fn open_snapshot(
     profiles: &crate::config::Profiles,
     place: &DestinationRef,
     id: &str,
-) -> Result<Arc<dyn Source>> {
+) -> Result<(Arc<dyn Source>, RepoLock)> {
     let (backend, password) = repository(profiles, place, "source")?;
     let id = id.to_string();
-    let source = blocking(move || SnapshotSource::open(backend, &password, &id)).await?;
-    Ok(Arc::new(source))
+    let (source, lock) = blocking(move || SnapshotSource::open(backend, &password, &id)).await?;
+    Ok((Arc::new(source), lock))
+}
+
+/// Remove a repository lock (a storage call: off the runtime's threads).
+pub(super) async fn release(lock: RepoLock) {
+    let _ = blocking(move || {
+        lock.release();
+        Ok(())
+    })
+    .await;
 }
 
 /// The restic repository at `place` (a container or share + prefix, the message's `role`
 /// field): `rustic_core`'s backend over that storage, and the storage's repository password.
-pub(super) fn repository(
+pub fn repository(
     profiles: &crate::config::Profiles,
     place: &DestinationRef,
     role: &str,

@@ -86,7 +86,12 @@ impl ObjectBackend {
                 .into_iter()
                 .collect());
         }
-        let mut items = match self.read.list(tpe.dirname()).await {
+        self.list_dir(tpe.dirname()).await
+    }
+
+    /// The objects named by an id in the repository folder `dir`, with their sizes.
+    async fn list_dir(&self, dir: &str) -> Result<Vec<(Id, u32)>> {
+        let mut items = match self.read.list(dir).await {
             Ok(items) => items,
             Err(e) if e.kind() == Kind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
@@ -161,6 +166,35 @@ impl ObjectBackend {
             }
         }
     }
+}
+
+/// restic's `locks/` folder, which `rustic_core` does not know (see [`super::lock`]). Blocking.
+impl ObjectBackend {
+    pub fn list_locks(&self) -> Result<Vec<Id>> {
+        let found = self.runtime.block_on(self.list_dir(LOCKS))?;
+        Ok(found.into_iter().map(|(id, _)| id).collect())
+    }
+
+    pub fn read_lock(&self, id: &Id) -> Result<Bytes> {
+        self.runtime.block_on(self.read(&lock_path(id), 0, None))
+    }
+
+    /// Locks are small: one request, visible whole or not at all.
+    pub fn write_lock(&self, id: &Id, data: Bytes) -> Result<()> {
+        self.runtime.block_on(self.write(&lock_path(id), data))
+    }
+
+    pub fn remove_lock(&self, id: &Id) -> Result<()> {
+        self.runtime
+            .block_on(self.write.delete(&lock_path(id)))
+            .map(|_| ())
+    }
+}
+
+const LOCKS: &str = "locks";
+
+fn lock_path(id: &Id) -> String {
+    format!("{LOCKS}/{}", id.to_hex().as_str())
 }
 
 impl ObjectBackend {

@@ -6,6 +6,7 @@
 //! Everything here is blocking (as `rustic_core` is): call it inside `spawn_blocking`.
 
 pub mod backend;
+pub mod lock;
 pub mod password;
 pub mod retention;
 pub mod source;
@@ -13,7 +14,7 @@ pub mod tree;
 
 use std::sync::Arc;
 
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{MasterKey, SnapshotFile};
 use rustic_core::{
     BackupOptions, ConfigOptions, Credentials, KeyOptions, OpenStatus, ReadBackend, Repository,
     RepositoryBackends, RepositoryOptions, RusticError, SnapshotOptions, WriteBackend,
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Secret;
 use crate::error::{Error, Result};
 use backend::ObjectBackend;
+use lock::{LockKind, RepoLock};
 use tree::SourceTree;
 
 /// What a snapshot run adds to the job's result.
@@ -89,6 +91,35 @@ pub fn backup(
             .map_err(failed)?,
         (false, false) => return Err(no_repository(&backend)),
     };
+    let initialised = !exists;
+    locked(&backend, &repo.key(), LockKind::Shared, || {
+        archive(&backend, repo, tree, spec, initialised)
+    })
+}
+
+/// Run `work` under a lock of `kind` on the repository (see [`lock`]), released after it.
+/// `key`: the opened repository's master key (locks are encrypted like everything else).
+pub(crate) fn locked<T>(
+    backend: &Arc<ObjectBackend>,
+    key: &MasterKey,
+    kind: LockKind,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let lock = RepoLock::acquire(backend, key, kind)?;
+    let outcome = work();
+    lock.release();
+    outcome
+}
+
+/// Archive `tree` as one snapshot of the opened repository.
+fn archive(
+    backend: &Arc<ObjectBackend>,
+    repo: Repository<OpenStatus>,
+    tree: SourceTree,
+    spec: &SnapshotSpec,
+    initialised: bool,
+) -> Result<SnapshotReport> {
+    let failed = |e: Box<RusticError>| failure(backend, &e);
     // A fresh index each run: a long-lived handle does not see what an earlier backup added.
     let repo = repo.to_indexed_ids().map_err(failed)?;
     let mut options = SnapshotOptions::default().host(spec.host.clone());
@@ -110,7 +141,7 @@ pub fn backup(
         bytes_processed: summary.total_bytes_processed,
         data_added: summary.data_added,
         data_added_packed: summary.data_added_packed,
-        initialised: !exists,
+        initialised,
     })
 }
 
@@ -129,7 +160,9 @@ pub fn check(
 ) -> Result<Vec<String>> {
     let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
     let options = rustic_core::CheckOptions::default().read_data(read_data);
-    let results = repo.check(options).map_err(|e| failure(&backend, &e))?;
+    let results = locked(&backend, &repo.key(), LockKind::Shared, || {
+        repo.check(options).map_err(|e| failure(&backend, &e))
+    })?;
     let mut errors = Vec::new();
     for (level, finding) in results.0 {
         if format!("{level:?}") == "Error" {

@@ -6,11 +6,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use rustic_core::jiff::{Span, Zoned};
-use rustic_core::{ForgetGroups, Grouped, KeepOptions, PruneOptions, SnapshotGroupCriterion};
+use rustic_core::{
+    ForgetGroups, Grouped, KeepOptions, OpenStatus, PruneOptions, Repository,
+    SnapshotGroupCriterion,
+};
 use serde::{Deserialize, Serialize};
 
 use super::backend::ObjectBackend;
-use super::{failure, no_repository, open_existing};
+use super::lock::LockKind;
+use super::{failure, locked, no_repository, open_existing};
 use crate::config::Secret;
 use crate::error::Result;
 
@@ -63,8 +67,19 @@ pub fn forget(
     keep: &KeepOptions,
     group_by: SnapshotGroupCriterion,
 ) -> Result<ForgetReport> {
-    let failed = |e: Box<rustic_core::RusticError>| failure(&backend, &e);
     let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
+    locked(&backend, &repo.key(), LockKind::Exclusive, || {
+        forget_under_lock(&backend, &repo, keep, group_by)
+    })
+}
+
+fn forget_under_lock(
+    backend: &Arc<ObjectBackend>,
+    repo: &Repository<OpenStatus>,
+    keep: &KeepOptions,
+    group_by: SnapshotGroupCriterion,
+) -> Result<ForgetReport> {
+    let failed = |e: Box<rustic_core::RusticError>| failure(backend, &e);
     let snapshots = repo.get_all_snapshots().map_err(failed)?;
     let groups = Grouped::from_items(snapshots, group_by);
     let decided = ForgetGroups::from_grouped_snapshots_with_retention(groups, keep, &Zoned::now())
@@ -91,8 +106,17 @@ pub fn forget(
 /// Delete what no snapshot references: unused packs at once (a function has no later run to
 /// come back to, unlike restic's two-phase delete), partly used ones repacked as restic would.
 pub fn prune(backend: Arc<ObjectBackend>, password: &Secret) -> Result<PruneReport> {
-    let failed = |e: Box<rustic_core::RusticError>| failure(&backend, &e);
     let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
+    locked(&backend, &repo.key(), LockKind::Exclusive, || {
+        prune_under_lock(&backend, &repo)
+    })
+}
+
+fn prune_under_lock(
+    backend: &Arc<ObjectBackend>,
+    repo: &Repository<OpenStatus>,
+) -> Result<PruneReport> {
+    let failed = |e: Box<rustic_core::RusticError>| failure(backend, &e);
     let options = PruneOptions::default().instant_delete(true);
     let plan = repo.prune_plan(&options).map_err(failed)?;
     let stats = &plan.stats;

@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use rustic_core::repofile::Node;
 use rustic_core::vfs::OpenFile;
-use rustic_core::{IndexedFullStatus, LsOptions, ReadBackend, Repository, RusticError};
+use rustic_core::{IndexedFullStatus, LsOptions, OpenStatus, ReadBackend, Repository, RusticError};
 use tokio::sync::mpsc;
 
 use super::backend::ObjectBackend;
+use super::lock::{LockKind, RepoLock};
 use super::{failure, no_repository, open_existing};
 use crate::check::CheckFailure;
 use crate::config::Secret;
@@ -31,10 +32,21 @@ pub struct SnapshotSource {
 
 impl SnapshotSource {
     /// Blocking. Open the repository behind `backend` and its snapshot `id` (`latest`, or an
-    /// id or its first characters, as `restic` takes them).
-    pub fn open(backend: Arc<ObjectBackend>, password: &Secret, id: &str) -> Result<Self> {
-        let failed = |e: Box<RusticError>| failure(&backend, &e);
+    /// id or its first characters, as `restic` takes them), under a shared lock (so no prune
+    /// deletes what the restore reads): release it when the restore is done.
+    pub fn open(
+        backend: Arc<ObjectBackend>,
+        password: &Secret,
+        id: &str,
+    ) -> Result<(Self, RepoLock)> {
         let repo = open_existing(&backend, password)?.ok_or_else(|| no_repository(&backend))?;
+        let lock = RepoLock::acquire(&backend, &repo.key(), LockKind::Shared)?;
+        // Dropped on an error: the lock's refresher removes it.
+        Ok((Self::read(backend, repo, id)?, lock))
+    }
+
+    fn read(backend: Arc<ObjectBackend>, repo: Repository<OpenStatus>, id: &str) -> Result<Self> {
+        let failed = |e: Box<RusticError>| failure(&backend, &e);
         let repo = repo.to_indexed().map_err(failed)?;
         let snap = repo.get_snapshot_from_str(id, |_| true).map_err(failed)?;
         let root = snap.paths.iter().next().cloned().unwrap_or_default();
