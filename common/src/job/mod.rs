@@ -7,6 +7,7 @@ mod parts;
 mod restore;
 mod retention;
 mod snapshot;
+mod snapshot_parts;
 pub use snapshot::repository as snapshot_repository;
 pub mod storages;
 mod test_connection;

@@ -20,7 +20,7 @@ use super::Run;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, JobMessage, PartFile, PartSpec, RestoreJob};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
-use crate::storage::{ListItem, SourceFile};
+use crate::storage::{Destination, ListItem, SourceFile};
 use crate::transfer::{self, Decision, Existing, Input, MergedListing};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so
@@ -72,7 +72,7 @@ fn to_part(f: &SourceFile) -> PartFile {
     }
 }
 
-fn json(value: &impl Serialize) -> Result<Bytes> {
+pub(super) fn json(value: &impl Serialize) -> Result<Bytes> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| Error::Internal(format!("cannot serialise state: {e}")))
@@ -147,7 +147,7 @@ pub async fn plan(
                 complete: false,
                 summary: None,
             });
-            let spec = part_spec(p, &run_id, 0, 1, &left, "").await?;
+            let spec = part_spec(p.state.as_ref(), &run_id, 0, 1, &left, "").await?;
             result.follow_up.push(part_message(job, spec)?);
         }
         return Ok(());
@@ -162,7 +162,7 @@ pub async fn plan(
     let count = slices.len() as u32;
     record_plan(p, job, &run_id, count, (todo.len(), bytes), result).await?;
     for (index, slice) in slices.iter().enumerate() {
-        let spec = part_spec(p, &run_id, index as u32, count, slice, "").await?;
+        let spec = part_spec(p.state.as_ref(), &run_id, index as u32, count, slice, "").await?;
         result.follow_up.push(part_message(job, spec)?);
     }
     result.files.found += todo.len() as u64;
@@ -218,7 +218,7 @@ async fn record_plan(
 
 /// A short, stable name for `value`: a duplicate delivery of one message writes the same
 /// markers and hands back the same rest, so nothing is counted twice.
-fn digest(value: &impl Serialize) -> Result<String> {
+pub(super) fn digest(value: &impl Serialize) -> Result<String> {
     use md5::Digest;
     let bytes = json(value)?;
     Ok(md5::Md5::digest(&bytes)
@@ -228,13 +228,17 @@ fn digest(value: &impl Serialize) -> Result<String> {
         .collect())
 }
 
-fn new_run_id(job: &dyn Parted) -> String {
+pub(super) fn new_run_id(job: &dyn Parted) -> String {
     let id: String = job.job_id().chars().take(100).collect();
     format!("{id}-{}", now_ms())
 }
 
 /// Greedy split: consecutive files (the listing keeps directories together) up to the limits.
-fn split(files: &[SourceFile], max_files: usize, max_bytes: u64) -> Vec<Vec<SourceFile>> {
+pub(super) fn split(
+    files: &[SourceFile],
+    max_files: usize,
+    max_bytes: u64,
+) -> Vec<Vec<SourceFile>> {
     let mut parts: Vec<Vec<SourceFile>> = Vec::new();
     let mut bytes = 0;
     for f in files {
@@ -254,8 +258,8 @@ fn split(files: &[SourceFile], max_files: usize, max_bytes: u64) -> Vec<Vec<Sour
 }
 
 /// A part's spec: its files inline, or stored beside the data when the list is long.
-async fn part_spec(
-    p: &Prepared,
+pub(super) async fn part_spec(
+    state: &dyn Destination,
     run_id: &str,
     index: u32,
     count: u32,
@@ -270,18 +274,19 @@ async fn part_spec(
         count,
         files: Vec::new(),
         manifest: None,
+        snapshots: Vec::new(),
     };
     if inline.len() <= INLINE_LIMIT {
         spec.files = list;
     } else {
         let name = format!("runs/{run_id}/part-{index}{tag}.files.json");
-        p.state.put_state(&name, inline).await?;
+        state.put_state(&name, inline).await?;
         spec.manifest = Some(name);
     }
     Ok(spec)
 }
 
-fn part_message(job: &dyn Parted, spec: PartSpec) -> Result<String> {
+pub(super) fn part_message(job: &dyn Parted, spec: PartSpec) -> Result<String> {
     serde_json::to_string(&job.with_part(spec))
         .map_err(|e| Error::Internal(format!("cannot serialise a part message: {e}")))
 }
@@ -330,6 +335,24 @@ impl Parted for RestoreJob {
     }
 }
 
+/// A part's files: in its message, or in the list stored beside the data.
+pub(super) async fn part_files(
+    state: &dyn Destination,
+    part: &PartSpec,
+) -> Result<Vec<SourceFile>> {
+    let files: Vec<PartFile> = match &part.manifest {
+        None => part.files.clone(),
+        Some(name) => {
+            let data = state.get_state(name).await?.ok_or_else(|| {
+                Error::Internal(format!("the part list {name} is missing beside the data"))
+            })?;
+            serde_json::from_slice(&data)
+                .map_err(|e| Error::Internal(format!("the part list {name} is unreadable: {e}")))?
+        }
+    };
+    Ok(files.into_iter().map(to_source).collect())
+}
+
 /// Copy one part; hand back what the deadline leaves; when the part is done, record it, and
 /// if it was the last one, write the run's summary.
 pub async fn run_part(
@@ -344,18 +367,9 @@ pub async fn run_part(
         index: part.index,
         count: part.count,
     });
-    let files: Vec<PartFile> = match &part.manifest {
-        None => part.files.clone(),
-        Some(name) => {
-            let data = p.state.get_state(name).await?.ok_or_else(|| {
-                Error::Internal(format!("the part list {name} is missing beside the data"))
-            })?;
-            serde_json::from_slice(&data)
-                .map_err(|e| Error::Internal(format!("the part list {name} is unreadable: {e}")))?
-        }
-    };
+    let files = part_files(p.state.as_ref(), part).await?;
     let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
-    let files = Input::Files(files.into_iter().map(to_source).collect());
+    let files = Input::Files(files);
     let left = transfer::copy(plan, files, Existing::PerFile, result).await?;
     let run = &part.run_id;
     let counts = PartCounts {
@@ -372,7 +386,7 @@ pub async fn run_part(
                 json(&counts)?,
             )
             .await?;
-        let spec = part_spec(p, run, part.index, part.count, &left, &tag).await?;
+        let spec = part_spec(p.state.as_ref(), run, part.index, part.count, &left, &tag).await?;
         result.follow_up.push(part_message(job, spec)?);
         tracing::info!(run_id = %run, part = part.index, left = left.len(), "part handed back before the deadline");
         return Ok(());

@@ -1,23 +1,24 @@
 //! A backup in snapshot mode: the source's files that pass the filter, archived as one snapshot
-//! of the restic repository under the destination's container/share + prefix. One invocation
-//! makes the whole snapshot (no fan-out, no deadline hand-back yet).
+//! of the restic repository under the destination's container/share + prefix. A run too big for
+//! one invocation is archived in slices merged at its end ([`super::snapshot_parts`]).
 
 use std::sync::Arc;
 
 use rustic_core::ReadBackend;
 use tokio::runtime::Handle;
 
+use super::snapshot_parts::Slices;
 use super::{storages, Run};
 use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, DestinationRef};
 use crate::result::{FileError, JobResult};
+use crate::snapshot;
 use crate::snapshot::backend::ObjectBackend;
 use crate::snapshot::lock::RepoLock;
 use crate::snapshot::password::repository_password;
 use crate::snapshot::source::SnapshotSource;
 use crate::snapshot::tree::SourceTree;
-use crate::snapshot::{self, SnapshotSpec};
 use crate::storage::{ListItem, Source, SourceFile};
 use crate::transfer::Filter;
 
@@ -30,10 +31,27 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
     let (backend, password) = repository(ctx.profiles, &job.destination, "destination")?;
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
     result.destination = Some(backend.location());
-
-    let files = collect(source.as_ref(), &job.source.path, &filter, result).await?;
-    if files.is_empty() {
-        return Ok(()); // reported as `no_files`; an empty snapshot helps nobody
+    let state = storages::destination(ctx.profiles, &job.destination)?;
+    let slices = Slices::new(job, state, backend.clone(), password.clone());
+    if slices.already_merged(result).await? {
+        return Ok(());
+    }
+    let files = match &job.part {
+        Some(part) => slices.part_files(part, result).await?,
+        None => collect(source.as_ref(), &job.source.path, &filter, result).await?,
+    };
+    if job.part.is_none() {
+        if files.is_empty() {
+            return Ok(()); // reported as `no_files`; an empty snapshot helps nobody
+        }
+        if ctx.fan_out && slices.too_big(&files) {
+            return slices.plan(files, result).await;
+        }
+    }
+    // With a deadline (on a platform) or in a part, what this invocation archives is a slice.
+    let partial = job.part.is_some() || ctx.deadline.is_some();
+    if partial && ctx.deadline.is_some_and(|d| d.is_near()) {
+        return slices.hand_back(files, Vec::new(), result).await;
     }
     let read_size = job.options.chunk_size.bytes() as usize;
     let tree = SourceTree::new(
@@ -42,21 +60,20 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
         files,
         Handle::current(),
         read_size,
-    );
-    let spec = SnapshotSpec {
-        // restic's "host" names the machine the data comes from: the source storage's name.
-        host: job.source.storage.clone(),
-        tags: job.tags.clone(),
-        init: job.init,
-        memory: ctx.memory.total(),
-    };
-    let report = blocking(move || snapshot::backup(backend, &password, tree, &spec)).await?;
+    )
+    .until(ctx.deadline.filter(|_| partial));
+    let spec = slices.spec(partial, ctx.memory.total());
+    let archived = blocking(move || snapshot::backup(backend, &password, tree, &spec)).await?;
+    let report = &archived.report;
     result.files.copied = report.files_new + report.files_changed;
     result.files.skipped = report.files_unmodified;
     result.bytes.copied = report.data_added_packed;
-    tracing::info!(snapshot = %report.id, initialised = report.initialised, "snapshot saved");
-    result.snapshot = Some(report);
-    Ok(())
+    tracing::info!(snapshot = %report.id, partial, initialised = report.initialised, "snapshot saved");
+    if !partial {
+        result.snapshot = Some(archived.report);
+        return Ok(());
+    }
+    slices.after(archived, ctx, result).await
 }
 
 /// The snapshot `id` of the repository at `place`, opened as a [`Source`] for a restore, and

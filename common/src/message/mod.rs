@@ -90,6 +90,10 @@ pub struct PartSpec {
     /// Otherwise the state object holding them (`runs/<run_id>/part-<i>.files.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// Snapshot mode: the partial snapshots this part saved before it was handed back at a
+    /// deadline (their ids); merged with the rest when the run completes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
 }
 
 /// A file as the planner listed it.
@@ -415,6 +419,14 @@ impl PartSpec {
         }
         if let Some(manifest) = &self.manifest {
             paths::check_relative("part.manifest", manifest)?;
+        }
+        for (i, id) in self.snapshots.iter().enumerate() {
+            if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::invalid_field(
+                    format!("part.snapshots[{i}]"),
+                    "must be a snapshot id (64 hex digits)",
+                ));
+            }
         }
         Ok(())
     }

@@ -36,14 +36,14 @@ pub(super) fn validate(job: &BackupJob) -> Result<()> {
                     "apply to `mode: snapshot` only",
                 ));
             }
-        }
-        BackupMode::Snapshot => {
-            if job.part.is_some() {
+            if job.part.as_ref().is_some_and(|p| !p.snapshots.is_empty()) {
                 return Err(Error::invalid_field(
-                    "part",
-                    "is not supported with `mode: snapshot`: a snapshot is made by one run",
+                    "part.snapshots",
+                    "apply to `mode: snapshot` only",
                 ));
             }
+        }
+        BackupMode::Snapshot => {
             for (i, tag) in job.tags.iter().enumerate() {
                 if tag.is_empty() || tag.contains(',') || tag.chars().any(char::is_control) {
                     return Err(Error::invalid_field(

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod lock;
+pub mod merge;
 pub mod password;
 pub mod retention;
 pub mod source;
@@ -16,8 +17,9 @@ use std::sync::Arc;
 
 use rustic_core::repofile::{MasterKey, SnapshotFile};
 use rustic_core::{
-    BackupOptions, ConfigOptions, Credentials, KeyOptions, OpenStatus, ReadBackend, Repository,
-    RepositoryBackends, RepositoryOptions, RusticError, SnapshotOptions, WriteBackend,
+    BackupOptions, ConfigOptions, Credentials, KeyOptions, OpenStatus, ParentOptions, ReadBackend,
+    Repository, RepositoryBackends, RepositoryOptions, RusticError, SnapshotGroupCriterion,
+    SnapshotOptions, WriteBackend,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,11 +53,38 @@ pub struct SnapshotReport {
 pub struct SnapshotSpec {
     pub host: String,
     pub tags: Vec<String>,
+    /// One of several snapshots a run merges into one at its end (tagged [`PARTIAL_TAG`]), and
+    /// the run's id (its label, so the merge finds every slice of the run, even a duplicate's).
+    pub partial: Option<String>,
     /// Create the repository when there is none (else that is an error).
     pub init: bool,
     /// The memory this process may use for file data: a repository created here gets pack
     /// sizes that fit it (a pack is held in memory while it fills).
     pub memory: u64,
+}
+
+/// The tag of a snapshot that is one slice of a run in progress (a part, or what one
+/// invocation archived before its deadline): merged into the run's snapshot and removed when
+/// the run completes. Never a parent: unchanged files are judged against the last whole one.
+pub const PARTIAL_TAG: &str = "backup-worker-partial";
+
+/// What a snapshot run did, and the files it left for the next invocation.
+pub struct Archived {
+    pub report: SnapshotReport,
+    pub left_over: Vec<crate::storage::SourceFile>,
+}
+
+impl SnapshotReport {
+    /// Add another slice's counts (the report of a run archived in slices).
+    pub fn add(&mut self, other: &SnapshotReport) {
+        self.files_new += other.files_new;
+        self.files_changed += other.files_changed;
+        self.files_unmodified += other.files_unmodified;
+        self.bytes_processed += other.bytes_processed;
+        self.data_added += other.data_added;
+        self.data_added_packed += other.data_added_packed;
+        self.initialised |= other.initialised;
+    }
 }
 
 /// Pack sizes for a repository created under `memory`: a data pack of 1/16 of it (4 – 32 MiB,
@@ -70,13 +99,13 @@ fn pack_options(memory: u64) -> ConfigOptions {
 }
 
 /// Open the repository behind `backend` (creating it if `spec.init` allows and there is none)
-/// and archive `tree` as one snapshot.
+/// and archive `tree` as one snapshot (of the files the tree's deadline allowed).
 pub fn backup(
     backend: Arc<ObjectBackend>,
     password: &Secret,
     tree: SourceTree,
     spec: &SnapshotSpec,
-) -> Result<SnapshotReport> {
+) -> Result<Archived> {
     let failed = |e: Box<RusticError>| failure(&backend, &e);
     let (repo, exists) = locate(&backend)?;
     let credentials = Credentials::password(password.expose());
@@ -118,21 +147,24 @@ fn archive(
     tree: SourceTree,
     spec: &SnapshotSpec,
     initialised: bool,
-) -> Result<SnapshotReport> {
+) -> Result<Archived> {
     let failed = |e: Box<RusticError>| failure(backend, &e);
     // A fresh index each run: a long-lived handle does not see what an earlier backup added.
     let repo = repo.to_indexed_ids().map_err(failed)?;
-    let mut options = SnapshotOptions::default().host(spec.host.clone());
-    for tag in &spec.tags {
-        options = options.add_tags(tag).map_err(failed)?;
-    }
-    let snap = SnapshotFile::from_options(&options).map_err(failed)?;
+    let snap = SnapshotFile::from_options(&snapshot_options(spec)?).map_err(failed)?;
     let root = tree.root();
+    let parent = merge::last_whole(&repo, &spec.host, &root.to_string_lossy()).map_err(failed)?;
+    // The parent is the last whole snapshot, never a slice of a run in progress.
+    let parent = ParentOptions::default()
+        .group_by(SnapshotGroupCriterion::new().hostname(true).paths(true))
+        .force(parent.is_none())
+        .parents(parent.into_iter().collect::<Vec<_>>());
+    let options = BackupOptions::default().parent_opts(parent);
     let snap = repo
-        .archive(&BackupOptions::default(), &tree, snap, &[root])
+        .archive(&options, &tree, snap, &[root])
         .map_err(failed)?;
     let summary = snap.summary.clone().unwrap_or_default();
-    Ok(SnapshotReport {
+    let report = SnapshotReport {
         id: snap.id.to_hex().as_str().to_string(),
         parent: snap.parent.map(|p| p.to_hex().as_str().to_string()),
         files_new: summary.files_new,
@@ -142,7 +174,26 @@ fn archive(
         data_added: summary.data_added,
         data_added_packed: summary.data_added_packed,
         initialised,
+    };
+    Ok(Archived {
+        report,
+        left_over: tree.left_over(),
     })
+}
+
+/// The snapshot a run writes: its host and tags (and [`PARTIAL_TAG`] for a slice).
+fn snapshot_options(spec: &SnapshotSpec) -> Result<SnapshotOptions> {
+    let mut options = SnapshotOptions::default().host(spec.host.clone());
+    if let Some(run) = &spec.partial {
+        options = options.label(run.clone());
+    }
+    let partial = spec.partial.as_ref().map(|_| PARTIAL_TAG);
+    for tag in spec.tags.iter().map(String::as_str).chain(partial) {
+        options = options.add_tags(tag).map_err(|e| Error::Snapshot {
+            detail: e.display_log(),
+        })?;
+    }
+    Ok(options)
 }
 
 /// Whether `password` opens the repository behind `backend`: `Ok(false)` when there is no

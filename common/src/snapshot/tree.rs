@@ -6,6 +6,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -17,13 +18,25 @@ use tokio::runtime::Handle;
 
 use crate::storage::{join, Source, SourceFile};
 use crate::transfer::reader::ResumingReader;
+use crate::transfer::Deadline;
 
 /// The files of one job's source, sorted, ready to archive.
 pub struct SourceTree {
+    files: Arc<Vec<SourceFile>>,
+    opener: Opener,
+    /// When set, no file is handed to the archiver once it comes near; the rest is
+    /// [`SourceTree::left_over`], for the next invocation.
+    deadline: Option<Deadline>,
+    /// How many files the archiver was given.
+    taken: Arc<AtomicUsize>,
+}
+
+/// What every entry needs to open its file.
+#[derive(Clone)]
+struct Opener {
     source: Arc<dyn Source>,
     /// The source path the job names (`/srv/data`): the snapshot's path.
     root: String,
-    files: Vec<SourceFile>,
     runtime: Handle,
     /// Bytes asked of the source per read: what one file holds in memory at a time.
     read_size: usize,
@@ -40,18 +53,37 @@ impl SourceTree {
         // Component-wise, as the archiver builds trees (`a/b` before `a-c`).
         files.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
         SourceTree {
-            source,
-            root: root.to_string(),
-            files,
-            runtime,
-            read_size,
+            files: Arc::new(files),
+            opener: Opener {
+                source,
+                root: root.to_string(),
+                runtime,
+                read_size,
+            },
+            deadline: None,
+            taken: Arc::default(),
         }
     }
 
-    pub fn root(&self) -> PathBuf {
-        PathBuf::from(&self.root)
+    /// Stop handing files to the archiver when `deadline` comes near (after the first: the
+    /// caller does not start when it is near already).
+    pub fn until(mut self, deadline: Option<Deadline>) -> Self {
+        self.deadline = deadline;
+        self
     }
 
+    pub fn root(&self) -> PathBuf {
+        PathBuf::from(&self.opener.root)
+    }
+
+    /// The files the archiver was not given (the deadline came near first).
+    pub fn left_over(&self) -> Vec<SourceFile> {
+        let taken = self.taken.load(Ordering::SeqCst);
+        self.files.get(taken..).unwrap_or_default().to_vec()
+    }
+}
+
+impl Opener {
     fn entry(&self, file: &SourceFile) -> RusticResult<ReadSourceEntry<OpenFile>> {
         let path = PathBuf::from(join(&self.root, &file.path));
         let name = path.file_name().ok_or_else(|| {
@@ -82,15 +114,42 @@ impl SourceTree {
 
 impl ReadSource for SourceTree {
     type Open = OpenFile;
-    type Iter = std::vec::IntoIter<RusticResult<ReadSourceEntry<OpenFile>>>;
+    type Iter = Entries;
 
     fn size(&self) -> RusticResult<Option<u64>> {
         Ok(Some(self.files.iter().map(|f| f.size).sum()))
     }
 
-    fn entries(&self) -> Self::Iter {
-        let entries: Vec<_> = self.files.iter().map(|f| self.entry(f)).collect();
-        entries.into_iter()
+    fn entries(&self) -> Entries {
+        Entries {
+            files: self.files.clone(),
+            opener: self.opener.clone(),
+            deadline: self.deadline,
+            taken: self.taken.clone(),
+        }
+    }
+}
+
+/// The archiver's entries, made as it asks for them, until the deadline comes near.
+pub struct Entries {
+    files: Arc<Vec<SourceFile>>,
+    opener: Opener,
+    deadline: Option<Deadline>,
+    taken: Arc<AtomicUsize>,
+}
+
+impl Iterator for Entries {
+    type Item = RusticResult<ReadSourceEntry<OpenFile>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let index = self.taken.load(Ordering::SeqCst);
+        // At least one file an invocation: each one moves the run forward.
+        if index > 0 && self.deadline.is_some_and(|d| d.is_near()) {
+            return None;
+        }
+        let file = self.files.get(index)?;
+        self.taken.store(index + 1, Ordering::SeqCst);
+        Some(self.opener.entry(file))
     }
 }
 
