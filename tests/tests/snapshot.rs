@@ -481,3 +481,31 @@ async fn a_check_job_finds_a_damaged_pack() {
         "the damaged pack is named: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_cannot_be_read_is_reported_and_left_out_of_the_snapshot() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = Stack::start();
+    stack.azurite.create_container("unreadable").await;
+    let (src, files) = tree(&stack, "snap-unreadable");
+    let secret = write_file(&src, "docs/secret.txt", b"root only");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let dest = r#"{"storage": "archive", "container": "unreadable", "prefix": "repo"}"#;
+    let profiles = profiles(&stack, PASSWORD);
+
+    let r = stack
+        .run_with(&snapshot_backup(&src, dest, true), &profiles)
+        .await;
+    assert_eq!(r.status, JobStatus::PartiallyFailed, "{r:#?}");
+    assert_eq!((r.files.found, r.files.copied, r.files.failed), (7, 6, 1));
+    assert_eq!(
+        error_codes(&r),
+        [("docs/secret.txt".into(), "sftp.permission_denied".into())]
+    );
+    // The snapshot holds every other file; restic finds it whole.
+    let restic = Restic::from_blob(&stack, "unreadable", "repo", PASSWORD).await;
+    judge(&restic, &src, &files, &[&report(&r).id]);
+    let (_keep, restored) = restic.restore("latest");
+    let base = restored.join(src.strip_prefix("/").unwrap());
+    assert!(!base.join("docs/secret.txt").exists());
+}

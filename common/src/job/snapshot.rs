@@ -63,7 +63,12 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
     )
     .until(ctx.deadline.filter(|_| partial));
     let spec = slices.spec(partial, ctx.memory.total());
-    let archived = blocking(move || snapshot::backup(backend, &password, tree, &spec)).await?;
+    let mut archived = blocking(move || snapshot::backup(backend, &password, tree, &spec)).await?;
+    for (path, e) in archived.failed.drain(..) {
+        tracing::warn!(%path, code = e.code(), error = %e, "left out of the snapshot");
+        result.files.failed += 1;
+        result.errors.push(FileError::new(Some(path), &e));
+    }
     let report = &archived.report;
     result.files.copied = report.files_new + report.files_changed;
     result.files.skipped = report.files_unmodified;

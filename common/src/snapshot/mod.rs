@@ -68,9 +68,11 @@ pub struct SnapshotSpec {
 /// the run completes. Never a parent: unchanged files are judged against the last whole one.
 pub const PARTIAL_TAG: &str = "backup-worker-partial";
 
-/// What a snapshot run did, and the files it left for the next invocation.
+/// What a snapshot run did, the files it could not read (left out, with why), and the files it
+/// left for the next invocation.
 pub struct Archived {
     pub report: SnapshotReport,
+    pub failed: Vec<(String, Error)>,
     pub left_over: Vec<crate::storage::SourceFile>,
 }
 
@@ -177,6 +179,7 @@ fn archive(
     };
     Ok(Archived {
         report,
+        failed: tree.failures(),
         left_over: tree.left_over(),
     })
 }

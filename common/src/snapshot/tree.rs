@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes};
 use rustic_core::repofile::{Metadata, Node, NodeType};
@@ -16,6 +16,7 @@ use rustic_core::{
 };
 use tokio::runtime::Handle;
 
+use crate::error::Error;
 use crate::storage::{join, Source, SourceFile};
 use crate::transfer::reader::ResumingReader;
 use crate::transfer::Deadline;
@@ -29,7 +30,12 @@ pub struct SourceTree {
     deadline: Option<Deadline>,
     /// How many files the archiver was given.
     taken: Arc<AtomicUsize>,
+    failures: Failures,
 }
+
+/// Files that could not be read, with why: the archiver leaves such a file out of the snapshot
+/// and only logs it, so they are collected here for the job to report, one error each.
+type Failures = Arc<Mutex<Vec<(String, Error)>>>;
 
 /// What every entry needs to open its file.
 #[derive(Clone)]
@@ -40,6 +46,7 @@ struct Opener {
     runtime: Handle,
     /// Bytes asked of the source per read: what one file holds in memory at a time.
     read_size: usize,
+    failures: Failures,
 }
 
 impl SourceTree {
@@ -52,6 +59,7 @@ impl SourceTree {
     ) -> Self {
         // Component-wise, as the archiver builds trees (`a/b` before `a-c`).
         files.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
+        let failures = Failures::default();
         SourceTree {
             files: Arc::new(files),
             opener: Opener {
@@ -59,9 +67,11 @@ impl SourceTree {
                 root: root.to_string(),
                 runtime,
                 read_size,
+                failures: failures.clone(),
             },
             deadline: None,
             taken: Arc::default(),
+            failures,
         }
     }
 
@@ -74,6 +84,14 @@ impl SourceTree {
 
     pub fn root(&self) -> PathBuf {
         PathBuf::from(&self.opener.root)
+    }
+
+    /// The files that could not be read (left out of the snapshot), with why.
+    pub fn failures(&self) -> Vec<(String, Error)> {
+        self.failures
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
     }
 
     /// The files the archiver was not given (the deadline came near first).
@@ -103,6 +121,7 @@ impl Opener {
             path: file.path.clone(),
             runtime: self.runtime.clone(),
             read_size: self.read_size,
+            failures: self.failures.clone(),
         };
         Ok(ReadSourceEntry {
             path,
@@ -160,6 +179,19 @@ pub struct OpenFile {
     path: String,
     runtime: Handle,
     read_size: usize,
+    failures: Failures,
+}
+
+/// Keep `e` as `path`'s failure; what the archiver gets is its message.
+fn record(failures: &Failures, path: &str, e: Error) -> String {
+    let message = e.to_string();
+    if let Ok(mut f) = failures.lock() {
+        // A file fails once: its first error says why.
+        if !f.iter().any(|(p, _)| p == path) {
+            f.push((path.to_string(), e));
+        }
+    }
+    message
 }
 
 impl ReadSourceOpen for OpenFile {
@@ -168,14 +200,18 @@ impl ReadSourceOpen for OpenFile {
     fn open(self) -> RusticResult<StreamingFile> {
         let opened = ResumingReader::open(self.source, &self.root, &self.path);
         let reader = self.runtime.block_on(opened).map_err(|e| {
-            RusticError::with_source(ErrorKind::InputOutput, "cannot open `{path}`", e)
+            let message = record(&self.failures, &self.path, e);
+            RusticError::new(ErrorKind::InputOutput, "cannot open `{path}`: {message}")
                 .attach_context("path", self.path.clone())
+                .attach_context("message", message)
         })?;
         Ok(StreamingFile {
             reader,
             buf: Bytes::new(),
             runtime: self.runtime,
             read_size: self.read_size,
+            path: self.path,
+            failures: self.failures,
         })
     }
 }
@@ -187,6 +223,8 @@ pub struct StreamingFile {
     buf: Bytes,
     runtime: Handle,
     read_size: usize,
+    path: String,
+    failures: Failures,
 }
 
 impl Read for StreamingFile {
@@ -195,7 +233,7 @@ impl Read for StreamingFile {
             self.buf = self
                 .runtime
                 .block_on(self.reader.read_chunk(self.read_size))
-                .map_err(std::io::Error::other)?;
+                .map_err(|e| std::io::Error::other(record(&self.failures, &self.path, e)))?;
         }
         let n = out.len().min(self.buf.len());
         out[..n].copy_from_slice(&self.buf[..n]);
