@@ -45,11 +45,11 @@ data "aws_iam_policy_document" "function" {
     resources = local.secret_key_arns
   }
   dynamic "statement" {
-    for_each = length(var.storage_secret_arns) > 0 ? [1] : []
+    for_each = length(local.storage_secret_arns) > 0 ? [1] : []
     content {
       sid       = "StorageSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = var.storage_secret_arns
+      resources = local.storage_secret_arns
     }
   }
   dynamic "statement" {

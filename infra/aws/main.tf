@@ -102,7 +102,7 @@ resource "aws_lambda_function" "this" {
       BACKUP_RESULTS_QUEUE_URL   = aws_sqs_queue.results.url
       BACKUP_HANDOFF_MARGIN_SECS = tostring(local.handoff_margin_secs)
       BACKUP_MEMORY_BUDGET       = local.memory_budget
-      BACKUP_SECRETS_ID          = join(",", var.storage_secret_arns)
+      BACKUP_SECRETS_ID          = join(",", local.storage_secret_arns)
     })
   }
 

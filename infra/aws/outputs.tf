@@ -47,3 +47,8 @@ output "handoff_margin_seconds" {
   description = "How long before its deadline an invocation hands unfinished work back (derived from timeout_seconds)."
   value       = local.handoff_margin_secs
 }
+
+output "storage_secret_arn" {
+  description = "The secret to put the storages' secret options in (null when create_storage_secret is false)."
+  value       = one(aws_secretsmanager_secret.storages[*].arn)
+}

@@ -171,3 +171,9 @@ variable "vpc" {
   description = "Run the function in these subnets (they need a route to the SFTP servers and to Azure); null: outside a VPC."
   default     = null
 }
+
+variable "create_storage_secret" {
+  type        = bool
+  description = "Create the secret <name>/storages (empty, encrypted with the module's key) for the storages' secret options; put its value before the first job runs."
+  default     = true
+}

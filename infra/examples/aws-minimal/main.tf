@@ -1,7 +1,7 @@
 # The smallest deployment on AWS: the worker, its queues and one nightly backup of an SFTP
-# server into a Blob container. Secrets are in a Secrets Manager secret made beforehand:
-#   aws secretsmanager create-secret --name backup-worker/storages --secret-string \
-#     '{"BACKUP_STORAGE_OFFICE_NAS_SSH_PASSWORD": "...", "BACKUP_STORAGE_ARCHIVE_CONNECTION_STRING": "..."}'
+# server into a Blob container. After `terraform apply`, put the secrets in the secret it made:
+#   aws secretsmanager put-secret-value --secret-id "$(terraform output -raw storage_secret_arn)" \
+#     --secret-string '{"BACKUP_STORAGE_OFFICE_NAS_SSH_PASSWORD": "...", "BACKUP_STORAGE_ARCHIVE_CONNECTION_STRING": "..."}'
 
 terraform {
   required_version = ">= 1.6"
@@ -13,15 +13,9 @@ terraform {
   }
 }
 
-variable "storage_secret_arn" {
-  type        = string
-  description = "ARN of the Secrets Manager secret holding the storages' secrets."
-}
-
 module "backup_worker" {
-  source              = "../../aws"
-  bootstrap_zip       = "${path.root}/../../../dist/aws-x86_64/bootstrap.zip"
-  storage_secret_arns = [var.storage_secret_arn]
+  source        = "../../aws"
+  bootstrap_zip = "${path.root}/../../../dist/aws-x86_64/bootstrap.zip"
 
   storages = {
     office_nas = {
@@ -50,4 +44,9 @@ module "backup_worker" {
 output "job_queue_url" {
   description = "Send job messages here."
   value       = module.backup_worker.job_queue_url
+}
+
+output "storage_secret_arn" {
+  description = "Put the storages' secret options here."
+  value       = module.backup_worker.storage_secret_arn
 }
