@@ -144,8 +144,10 @@ async fn a_snapshot_in_blob_is_checked_listed_and_restored_by_restic() {
         (1, 5),
         "{third:#?}"
     );
+    // Content-defined chunks average 1 MiB but reach 8 MiB, and each repository has its own
+    // chunker polynomial: the chunk around the change is usually small, never the whole file.
     assert!(
-        three.data_added > 0 && three.data_added < 6 * MIB as u64,
+        three.data_added > 0 && three.data_added < 10 * MIB as u64,
         "4 KiB changed in 12 MiB added {} bytes",
         three.data_added
     );
