@@ -49,8 +49,10 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
         }
     }
     // With a deadline (on a platform) or in a part, what this invocation archives is a slice.
+    // Inside its margin it still archives one file (every invocation moves the run on); only
+    // past the deadline itself does it hand everything back.
     let partial = job.part.is_some() || ctx.deadline.is_some();
-    if partial && ctx.deadline.is_some_and(|d| d.is_near()) {
+    if partial && ctx.deadline.is_some_and(|d| d.has_passed()) {
         return slices.hand_back(files, Vec::new(), result).await;
     }
     let read_size = job.options.chunk_size.bytes() as usize;

@@ -70,6 +70,11 @@ impl Deadline {
     pub fn is_near(&self) -> bool {
         Instant::now() + self.margin >= self.at
     }
+
+    /// Whether the deadline itself is past (not only its margin).
+    pub fn has_passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
 }
 
 /// Where a copy reads and writes, and how: everything the engine needs besides the files.
