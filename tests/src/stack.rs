@@ -89,6 +89,19 @@ impl Stack {
         Profiles::from_vars(self.vars())
     }
 
+    /// The stack's profiles with `password` as the restic repository password of both Azure
+    /// storages (`archive`, `fileshare`): what snapshot-mode jobs need.
+    pub fn snapshot_profiles(&self, password: &str) -> Profiles {
+        let mut vars = self.vars();
+        for storage in ["ARCHIVE", "FILESHARE"] {
+            vars.insert(
+                format!("BACKUP_STORAGE_{storage}_RESTIC_PASSWORD"),
+                password.into(),
+            );
+        }
+        Profiles::from_vars(vars)
+    }
+
     /// A fresh directory under the served data root, readable by the login user.
     pub fn source_dir(&self, name: &str) -> PathBuf {
         let dir = self.sshd.data_dir().join(name);

@@ -19,15 +19,6 @@ use harness::stack::{error_codes, write_file, Stack};
 const PASSWORD: &str = "lock password";
 const DEST: &str = r#"{"storage": "archive", "container": "locks", "prefix": "repo"}"#;
 
-fn profiles(stack: &Stack) -> Profiles {
-    let mut vars = stack.vars();
-    vars.insert(
-        "BACKUP_STORAGE_ARCHIVE_RESTIC_PASSWORD".into(),
-        PASSWORD.into(),
-    );
-    Profiles::from_vars(vars)
-}
-
 fn backup(src: &Path) -> String {
     format!(
         r#"{{"kind": "backup", "job_id": "locks", "mode": "snapshot", "init": true,
@@ -68,7 +59,7 @@ async fn locks_in_azurite(stack: &Stack) -> Vec<String> {
 async fn restic_reads_our_locks_and_will_not_prune_under_them() {
     let stack = Stack::start();
     stack.azurite.create_container("locks").await;
-    let profiles = profiles(&stack);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let src = stack.source_dir("locks-ours");
     write_file(&src, "a.txt", b"locked in");
     let r = stack.run_with(&backup(&src), &profiles).await;
@@ -175,7 +166,7 @@ impl ResticBackup {
 async fn our_prune_waits_for_restics_backup_and_our_backup_runs_beside_it() {
     let stack = Stack::start();
     stack.azurite.create_container("locks").await;
-    let profiles = profiles(&stack);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let src = stack.source_dir("locks-restic");
     write_file(&src, "b.txt", b"beside restic");
     let r = stack.run_with(&backup(&src), &profiles).await;

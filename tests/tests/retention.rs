@@ -13,17 +13,6 @@ use harness::stack::{error_codes, pattern, write_file, Stack};
 const PASSWORD: &str = "retention password";
 const MIB: usize = 1024 * 1024;
 
-fn profiles(stack: &Stack) -> Profiles {
-    let mut vars = stack.vars();
-    for storage in ["ARCHIVE", "FILESHARE"] {
-        vars.insert(
-            format!("BACKUP_STORAGE_{storage}_RESTIC_PASSWORD"),
-            PASSWORD.into(),
-        );
-    }
-    Profiles::from_vars(vars)
-}
-
 fn backup(src: &Path, dest: &str, tag: &str) -> String {
     format!(
         r#"{{"kind": "backup", "job_id": "ret", "mode": "snapshot", "init": true,
@@ -99,7 +88,7 @@ fn prune_report(r: &JobResult) -> &backup_common::snapshot::retention::PruneRepo
 async fn forget_keeps_what_the_policy_says_and_prune_frees_only_forgotten_data() {
     let stack = Stack::start();
     stack.azurite.create_container("retention").await;
-    let profiles = profiles(&stack);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let src = stack.source_dir("retention-blob");
     let dest = r#"{"storage": "archive", "container": "retention", "prefix": "repo"}"#;
     let made = three_snapshots(&stack, &profiles, &src, dest).await;
@@ -147,7 +136,7 @@ async fn forget_keeps_what_the_policy_says_and_prune_frees_only_forgotten_data()
 #[tokio::test(flavor = "multi_thread")]
 async fn forget_with_prune_in_azure_files_leaves_a_repository_restic_checks_clean() {
     let stack = Stack::start();
-    let profiles = profiles(&stack);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let src = stack.source_dir("retention-files");
     stack.files.create_share("retention");
     let dest = r#"{"storage": "fileshare", "share": "retention", "prefix": "restic"}"#;
@@ -180,7 +169,9 @@ async fn bad_policies_are_refused_naming_the_field() {
     ] {
         let message =
             format!(r#"{{"kind": "forget", "job_id": "bad", "destination": {dest}{rules}}}"#);
-        let r = stack.run_with(&message, &profiles(&stack)).await;
+        let r = stack
+            .run_with(&message, &stack.snapshot_profiles(PASSWORD))
+            .await;
         assert_eq!(r.status, JobStatus::Failed, "{rules}");
         let errors = error_codes(&r);
         assert_eq!(errors.len(), 1, "{errors:?}");

@@ -6,24 +6,12 @@
 
 use std::path::Path;
 
-use backup_common::config::Profiles;
 use backup_common::result::{JobResult, JobStatus};
 use harness::restic::Restic;
 use harness::stack::{error_codes, pattern, write_file, Stack};
 
 const PASSWORD: &str = "correct horse battery staple";
 const MIB: usize = 1024 * 1024;
-
-fn profiles(stack: &Stack, password: &str) -> Profiles {
-    let mut vars = stack.vars();
-    for storage in ["ARCHIVE", "FILESHARE"] {
-        vars.insert(
-            format!("BACKUP_STORAGE_{storage}_RESTIC_PASSWORD"),
-            password.into(),
-        );
-    }
-    Profiles::from_vars(vars)
-}
 
 fn snapshot_backup(src: &Path, destination: &str, init: bool) -> String {
     format!(
@@ -103,7 +91,7 @@ async fn a_snapshot_in_blob_is_checked_listed_and_restored_by_restic() {
     stack.azurite.create_container("snapshots").await;
     let (src, files) = tree(&stack, "snap-blob");
     let dest = r#"{"storage": "archive", "container": "snapshots", "prefix": "repo"}"#;
-    let profiles = profiles(&stack, PASSWORD);
+    let profiles = stack.snapshot_profiles(PASSWORD);
 
     let first = stack
         .run_with(&snapshot_backup(&src, dest, true), &profiles)
@@ -212,7 +200,7 @@ async fn a_snapshot_in_azure_files_is_checked_listed_and_restored_by_restic() {
     stack.files.create_share("snapshots");
     let (src, files) = tree(&stack, "snap-files");
     let dest = r#"{"storage": "fileshare", "share": "snapshots", "prefix": "repo"}"#;
-    let profiles = profiles(&stack, PASSWORD);
+    let profiles = stack.snapshot_profiles(PASSWORD);
 
     let first = stack
         .run_with(&snapshot_backup(&src, dest, true), &profiles)
@@ -254,7 +242,7 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
     let missing = stack
         .run_with(
             &snapshot_backup(&src, dest, false),
-            &profiles(&stack, PASSWORD),
+            &stack.snapshot_profiles(PASSWORD),
         )
         .await;
     assert_eq!(missing.status, JobStatus::Failed);
@@ -270,7 +258,7 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
     let made = stack
         .run_with(
             &snapshot_backup(&src, dest, true),
-            &profiles(&stack, PASSWORD),
+            &stack.snapshot_profiles(PASSWORD),
         )
         .await;
     assert_eq!(made.status, JobStatus::Succeeded, "{made:#?}");
@@ -278,13 +266,17 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
     // Test Connection's `repository` step: the password opens the repository, or says why not.
     let test =
         format!(r#"{{"kind": "test_connection", "mode": "snapshot", "destination": {dest}}}"#);
-    let good = stack.run_with(&test, &profiles(&stack, PASSWORD)).await;
+    let good = stack
+        .run_with(&test, &stack.snapshot_profiles(PASSWORD))
+        .await;
     assert_eq!(good.status, JobStatus::Succeeded, "{good:#?}");
     assert_eq!(
         good.checks[0].passed.last().map(String::as_str),
         Some("repository")
     );
-    let bad = stack.run_with(&test, &profiles(&stack, "guess")).await;
+    let bad = stack
+        .run_with(&test, &stack.snapshot_profiles("guess"))
+        .await;
     assert_eq!(
         bad.checks[0].failed_step.as_deref(),
         Some("repository"),
@@ -297,7 +289,10 @@ async fn a_wrong_password_or_a_missing_repository_fails_naming_the_cause() {
 
     let wrong = "not the password";
     let refused = stack
-        .run_with(&snapshot_backup(&src, dest, true), &profiles(&stack, wrong))
+        .run_with(
+            &snapshot_backup(&src, dest, true),
+            &stack.snapshot_profiles(wrong),
+        )
         .await;
     assert_eq!(refused.status, JobStatus::Failed);
     assert_eq!(
@@ -329,7 +324,7 @@ async fn two_inits_at_once_leave_one_whole_repository() {
     stack.azurite.create_container("twice").await;
     let (src, files) = tree(&stack, "snap-twice");
     let dest = r#"{"storage": "archive", "container": "twice", "prefix": "repo"}"#;
-    let profiles = profiles(&stack, PASSWORD);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let message = snapshot_backup(&src, dest, true);
     let (a, b) = tokio::join!(
         stack.run_with(&message, &profiles),
@@ -414,7 +409,7 @@ async fn a_repository_made_by_restic_is_restored_by_ours() {
     let r = stack
         .run_with(
             &snapshot_restore(source, "latest", &target, "[]"),
-            &profiles(&stack, PASSWORD),
+            &stack.snapshot_profiles(PASSWORD),
         )
         .await;
     assert_eq!(
@@ -434,7 +429,7 @@ async fn a_check_job_finds_a_damaged_pack() {
     stack.azurite.create_container("checked").await;
     let (src, _) = tree(&stack, "snap-checked");
     let dest = r#"{"storage": "archive", "container": "checked", "prefix": "repo"}"#;
-    let profiles = profiles(&stack, PASSWORD);
+    let profiles = stack.snapshot_profiles(PASSWORD);
     let made = stack
         .run_with(&snapshot_backup(&src, dest, true), &profiles)
         .await;
@@ -493,7 +488,7 @@ async fn a_file_that_cannot_be_read_is_reported_and_left_out_of_the_snapshot() {
     let secret = write_file(&src, "docs/secret.txt", b"root only");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
     let dest = r#"{"storage": "archive", "container": "unreadable", "prefix": "repo"}"#;
-    let profiles = profiles(&stack, PASSWORD);
+    let profiles = stack.snapshot_profiles(PASSWORD);
 
     let r = stack
         .run_with(&snapshot_backup(&src, dest, true), &profiles)

@@ -15,15 +15,6 @@ use harness::stack::{pattern, write_file, Stack};
 
 const PASSWORD: &str = "runs password";
 
-fn profiles(stack: &Stack) -> Profiles {
-    let mut vars = stack.vars();
-    vars.insert(
-        "BACKUP_STORAGE_ARCHIVE_RESTIC_PASSWORD".into(),
-        PASSWORD.into(),
-    );
-    Profiles::from_vars(vars)
-}
-
 fn message(src: &Path, container: &str, options: &str) -> String {
     format!(
         r#"{{"kind": "backup", "job_id": "snap-runs", "mode": "snapshot", "init": true,
@@ -98,7 +89,7 @@ fn leak(profiles: Profiles) -> &'static Profiles {
 async fn a_fanned_out_snapshot_run_is_one_snapshot() {
     let stack = Stack::start();
     stack.azurite.create_container("fanned").await;
-    let profiles = leak(profiles(&stack));
+    let profiles = leak(stack.snapshot_profiles(PASSWORD));
     let (src, files) = tree(&stack, "snap-fanned", 7);
     let first = message(&src, "fanned", r#"{"part_max_files": 3}"#);
     let queue = || Run::on_queue(profiles, None, Duration::from_secs(60));
@@ -143,7 +134,7 @@ async fn a_fanned_out_snapshot_run_is_one_snapshot() {
 async fn a_snapshot_run_handed_back_at_every_deadline_is_one_snapshot() {
     let stack = Stack::start();
     stack.azurite.create_container("deadlines").await;
-    let profiles = leak(profiles(&stack));
+    let profiles = leak(stack.snapshot_profiles(PASSWORD));
     let (src, files) = tree(&stack, "snap-deadlines", 4);
     // A deadline that comes near while the repository opens: each invocation archives one
     // file (always at least one) and hands back the rest with its slice.

@@ -31,8 +31,12 @@ pub(super) async fn run(job: &BackupJob, ctx: &Run<'_>, result: &mut JobResult) 
     let (backend, password) = repository(ctx.profiles, &job.destination, "destination")?;
     result.source = Some(format!("{}{}", source.describe(), job.source.path));
     result.destination = Some(backend.location());
-    let state = storages::destination(ctx.profiles, &job.destination)?;
-    let slices = Slices::new(job, state, backend.clone(), password.clone());
+    let slices = Slices::new(
+        job,
+        backend.destination(),
+        backend.clone(),
+        password.clone(),
+    );
     if slices.already_merged(result).await? {
         return Ok(());
     }

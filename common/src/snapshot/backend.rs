@@ -55,6 +55,11 @@ impl ObjectBackend {
         }
     }
 
+    /// The storage the repository lives in (its write side): where a run keeps its own state.
+    pub fn destination(&self) -> Arc<dyn Destination> {
+        self.write.clone()
+    }
+
     /// The storage error that made a repository call fail, if one did.
     pub fn take_error(&self) -> Option<Error> {
         self.first_error.lock().ok().and_then(|mut e| e.take())
