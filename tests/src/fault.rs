@@ -7,9 +7,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use backup_common::config::Profiles;
+
+use crate::stack::Stack;
 
 /// What the proxy does to a faulty connection. Byte counts are both directions together (a
 /// download and an upload are both cut mid-way); 0 = never.
@@ -24,6 +29,9 @@ pub struct Policy {
     pub busy_answers: u64,
     /// A cut is a reset (RST) instead of an orderly close (FIN).
     pub reset: bool,
+    /// Pace each connection to this many bytes a second, both directions together (0: as
+    /// fast as it goes): a slow link, so a deadline falls mid-file whatever the machine.
+    pub bytes_per_second: u64,
 }
 
 #[derive(Default)]
@@ -171,6 +179,7 @@ async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Ar
         .min()
         .unwrap_or(u64::MAX);
     let mut carried: u64 = 0;
+    let started = tokio::time::Instant::now();
     loop {
         let (from, to, downward) = tokio::select! {
             read = client.read(&mut up) => (read, &mut server, false),
@@ -187,6 +196,10 @@ async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Ar
             return;
         }
         carried += allowed as u64;
+        if rules.bytes_per_second > 0 {
+            let due = Duration::from_secs_f64(carried as f64 / rules.bytes_per_second as f64);
+            tokio::time::sleep_until(started + due).await;
+        }
         if downward {
             counters
                 .bytes_down
@@ -206,4 +219,23 @@ async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Ar
             return; // a cut: both sockets close
         }
     }
+}
+
+/// The stack's profiles with the SFTP source reached through `proxy`.
+pub fn through(stack: &Stack, proxy: &FaultProxy, extra: &[(&str, &str)]) -> Profiles {
+    let mut vars = stack.vars();
+    vars.insert(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
+        proxy.port.to_string(),
+    );
+    // The known_hosts entry names sshd's own port; the proxy's port is another.
+    vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
+    vars.insert(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
+        "true".into(),
+    );
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Profiles::from_vars(vars)
 }

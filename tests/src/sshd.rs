@@ -30,6 +30,10 @@ pub struct SshdOptions {
     pub legacy_only: bool,
     /// Passwords only through keyboard-interactive (PAM), as many distributions ship sshd.
     pub keyboard_interactive: bool,
+    /// Offer only these ciphers (sshd's `Ciphers` list).
+    pub ciphers: Option<&'static str>,
+    /// Log at DEBUG1: the negotiated algorithms appear (`kex: client->server cipher: …`).
+    pub debug_log: bool,
 }
 
 impl Default for SshdOptions {
@@ -40,6 +44,8 @@ impl Default for SshdOptions {
             user_ca: false,
             legacy_only: false,
             keyboard_interactive: false,
+            ciphers: None,
+            debug_log: false,
         }
     }
 }
@@ -109,6 +115,9 @@ impl Sshd {
                 "Ciphers aes128-cbc\nKexAlgorithms diffie-hellman-group14-sha1\nMACs hmac-sha1\n",
             );
         }
+        if let Some(ciphers) = opts.ciphers {
+            extra.push_str(&format!("Ciphers {ciphers}\n"));
+        }
         let port = free_port();
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let config = format!(
@@ -116,12 +125,13 @@ impl Sshd {
              AuthorizedKeysFile {auth}\nUsePAM {kbd}\nStrictModes no\nPermitRootLogin no\n\
              PasswordAuthentication {pw}\nKbdInteractiveAuthentication {kbd}\n\
              PubkeyAuthentication yes\nAllowUsers {TEST_USER}\nMaxStartups 100:30:200\n\
-             Subsystem sftp internal-sftp -l INFO\nLogLevel VERBOSE\n{extra}",
+             Subsystem sftp internal-sftp -l INFO\nLogLevel {level}\n{extra}",
             host_key = p("host_key").display(),
             pid = p("sshd.pid").display(),
             auth = p("authorized_keys").display(),
             pw = yes_no(opts.password_auth),
             kbd = yes_no(opts.keyboard_interactive),
+            level = if opts.debug_log { "DEBUG1" } else { "VERBOSE" },
         );
         fs::write(p("sshd_config"), config).expect("sshd_config");
         let log = fs::File::create(p("sshd.log")).expect("log");
@@ -135,6 +145,12 @@ impl Sshd {
             .expect("start sshd");
         wait_for_port(port, "sshd", Duration::from_secs(10));
         Sshd { port, dir, child }
+    }
+
+    /// The listening sshd's process id (connections are its children: their CPU time lands in
+    /// its `cutime`/`cstime` once they end).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Root of the files served (readable by the login user).

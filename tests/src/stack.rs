@@ -49,25 +49,10 @@ impl Stack {
 
     /// Environment variables for both storages, key auth and a pinned known_hosts.
     pub fn vars(&self) -> HashMap<String, String> {
-        let mut v = HashMap::new();
+        let mut v = source_vars(&self.sshd);
         let mut set = |k: &str, val: String| {
             v.insert(k.to_string(), val);
         };
-        set("BACKUP_STORAGE_OFFICE_NAS_TYPE", "sftp".into());
-        set("BACKUP_STORAGE_OFFICE_NAS_SSH_HOST", "127.0.0.1".into());
-        set(
-            "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT",
-            self.sshd.port.to_string(),
-        );
-        set("BACKUP_STORAGE_OFFICE_NAS_SSH_USERNAME", TEST_USER.into());
-        set(
-            "BACKUP_STORAGE_OFFICE_NAS_SSH_PRIVATE_KEY_FILE",
-            self.sshd.client_key().display().to_string(),
-        );
-        set(
-            "BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE",
-            self.sshd.known_hosts().display().to_string(),
-        );
         set("BACKUP_STORAGE_ARCHIVE_TYPE", "azureblob".into());
         set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_NAME", ACCOUNT.into());
         set("BACKUP_STORAGE_ARCHIVE_ACCOUNT_KEY", AZURITE_KEY.into());
@@ -118,6 +103,27 @@ impl Stack {
     pub async fn run_with(&self, message: &str, profiles: &Profiles) -> JobResult {
         backup_common::job::run_text(message, profiles, Progress::new()).await
     }
+}
+
+/// The `office_nas` profile's variables: the SFTP server `sshd`, key auth, pinned known_hosts.
+pub fn source_vars(sshd: &Sshd) -> HashMap<String, String> {
+    let mut v = HashMap::new();
+    let mut set = |k: &str, val: String| {
+        v.insert(k.to_string(), val);
+    };
+    set("BACKUP_STORAGE_OFFICE_NAS_TYPE", "sftp".into());
+    set("BACKUP_STORAGE_OFFICE_NAS_SSH_HOST", "127.0.0.1".into());
+    set("BACKUP_STORAGE_OFFICE_NAS_SSH_PORT", sshd.port.to_string());
+    set("BACKUP_STORAGE_OFFICE_NAS_SSH_USERNAME", TEST_USER.into());
+    set(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_PRIVATE_KEY_FILE",
+        sshd.client_key().display().to_string(),
+    );
+    set(
+        "BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE",
+        sshd.known_hosts().display().to_string(),
+    );
+    v
 }
 
 /// Write `content` at `root/rel`, creating directories readable by everyone.

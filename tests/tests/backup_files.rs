@@ -313,3 +313,79 @@ async fn busy_responses_are_retried_after_the_time_the_server_asks() {
     );
     assert_eq!(stack.files.files("busy")[0].1, pattern(3 * 1024 * 1024, 4));
 }
+
+#[tokio::test]
+async fn a_small_file_costs_three_requests_and_a_big_one_carries_crc64_per_range() {
+    let stack = Stack::start();
+    stack.files.create_share("lean");
+    let src = stack.source_dir("flean");
+    let small: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("d/small-{i}.txt"), pattern(1000 + i, i as u64)))
+        .collect();
+    for (rel, data) in &small {
+        write_file(&src, rel, data);
+    }
+    let big = pattern(2 * 1024 * 1024 + 7, 9);
+    write_file(&src, "big.bin", &big);
+    stack.files.take_requests();
+
+    let r = stack.run(&message(&src, "lean", "", SMALL_CHUNKS)).await;
+    assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
+    let requests = stack.files.take_requests();
+    let count = |name: &str| requests.get(name).copied().unwrap_or(0);
+    // Small files: Create File (with MD5 and mtime), one Put Range, Rename; nothing else. The
+    // big file: Create, 3 ranges, Set File Properties, Rename (and its resume lookup, a List).
+    assert_eq!(count("PUT"), 3 + 1, "{requests:?}");
+    assert_eq!(count("PUT range"), 3 + 3, "{requests:?}");
+    assert_eq!(count("PUT rename"), 3 + 1, "{requests:?}");
+    assert_eq!(count("PUT properties"), 1, "{requests:?}");
+    assert_eq!(count("HEAD"), 0, "{requests:?}");
+
+    // What was stored: the bytes, the whole-file MD5, the source's mtime (Put Range kept it).
+    let mut expected = small.clone();
+    expected.push(("big.bin".to_string(), big));
+    assert_eq!(sorted(stack.files.files("lean")), sorted(expected.clone()));
+    for (rel, data) in &expected {
+        let (md5, mtime) = stack.files.file_properties("lean", rel).unwrap();
+        assert_eq!(md5.as_deref(), Some(&Md5::digest(data)[..]), "{rel}");
+        let source_mtime = fs::metadata(src.join(rel))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert_eq!(
+            mtime, source_mtime,
+            "{rel}: last write time is the source mtime"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_range_whose_crc64_does_not_match_its_bytes_is_refused() {
+    use backup_common::storage::checksum::BodySum;
+    let stack = Stack::start();
+    stack.files.create_share("crc");
+    let cfg = backup_common::storage::files::FilesConfig::from_profile(
+        &stack.profiles().profile("fileshare").unwrap(),
+    )
+    .unwrap();
+    let client =
+        backup_common::storage::files::client::FilesClient::new(&cfg, "crc".into()).unwrap();
+    let data = bytes::Bytes::from(pattern(100_000, 5));
+    client.create_file("f.bin", 100_000, &[]).await.unwrap();
+    let right = BodySum::crc64_of(&data);
+    client
+        .put_range("f.bin", 0, data.clone(), Some(right))
+        .await
+        .unwrap();
+    let BodySum::Crc64(crc) = right else {
+        unreachable!()
+    };
+    let wrong = client
+        .put_range("f.bin", 0, data, Some(BodySum::Crc64(crc ^ 1)))
+        .await
+        .unwrap_err();
+    assert!(wrong.to_string().contains("Crc64Mismatch"), "{wrong}");
+}

@@ -10,6 +10,7 @@ use backup_common::config::Profiles;
 use backup_common::error::ErrorKind;
 use backup_common::job::storages;
 use backup_common::message::{DestinationRef, SourceRef, TargetRef};
+use backup_common::storage::checksum::BodySum;
 use backup_common::storage::{Destination, FileMeta, ListItem, RemoteFile, Source};
 use backup_common::transfer::MergedListing;
 use bytes::{Bytes, BytesMut};
@@ -141,10 +142,10 @@ async fn write(s: &Storage, path: &str, data: &[u8]) {
         .unwrap();
     let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
     for (i, chunk) in chunks.iter().enumerate().rev() {
-        let md5: [u8; 16] = Md5::digest(chunk).into();
+        let sum = BodySum::crc64_of(chunk);
         let bytes = Bytes::copy_from_slice(chunk);
         upload
-            .put_chunk(i as u64, (i * CHUNK) as u64, bytes, md5)
+            .put_chunk(i as u64, (i * CHUNK) as u64, bytes, sum)
             .await
             .unwrap();
     }
@@ -208,14 +209,14 @@ async fn fails_mid_file(s: &Storage, proxied: Storage, proxy: FaultProxy) {
         .await
         .unwrap();
     let chunk = pattern(CHUNK, 11);
-    let md5: [u8; 16] = Md5::digest(&chunk).into();
+    let sum = BodySum::crc64_of(&chunk);
     upload
-        .put_chunk(0, 0, Bytes::from(chunk.clone()), md5)
+        .put_chunk(0, 0, Bytes::from(chunk.clone()), sum)
         .await
         .unwrap();
     drop(proxy); // every connection through it closes, and nothing listens there any more
     let failed = upload
-        .put_chunk(1, CHUNK as u64, Bytes::from(chunk), md5)
+        .put_chunk(1, CHUNK as u64, Bytes::from(chunk), sum)
         .await
         .expect_err("a chunk through a dead link");
     assert!(
@@ -303,9 +304,9 @@ async fn behaves(s: Storage, proxied: Storage, proxy: FaultProxy) {
         .await
         .unwrap();
     let chunk = pattern(CHUNK, 9);
-    let md5: [u8; 16] = Md5::digest(&chunk).into();
+    let sum = BodySum::crc64_of(&chunk);
     upload
-        .put_chunk(0, 0, Bytes::from(chunk), md5)
+        .put_chunk(0, 0, Bytes::from(chunk), sum)
         .await
         .unwrap();
     upload.abort().await;

@@ -6,32 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use backup_common::config::Profiles;
 use backup_common::result::JobStatus;
-use harness::fault::{FaultProxy, Policy};
+use harness::fault::{through, FaultProxy, Policy};
 use harness::stack::{pattern, write_file, Stack};
 use md5::Digest;
 
 const MIB: u64 = 1024 * 1024;
-
-/// The stack's profiles with the SFTP source reached through `proxy`.
-fn through(stack: &Stack, proxy: &FaultProxy, extra: &[(&str, &str)]) -> Profiles {
-    let mut vars = stack.vars();
-    vars.insert(
-        "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
-        proxy.port.to_string(),
-    );
-    // The known_hosts entry names sshd's own port; the proxy's port is another.
-    vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
-    vars.insert(
-        "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
-        "true".into(),
-    );
-    for (k, v) in extra {
-        vars.insert(k.to_string(), v.to_string());
-    }
-    Profiles::from_vars(vars)
-}
 
 fn backup(src: &Path, dest: &str) -> String {
     format!(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use backup_common::job::{self, Run};
 use backup_common::result::JobStatus;
+use harness::fault::{through, FaultProxy, Policy};
 use harness::stack::{error_codes, pattern, write_file, Stack};
 use md5::{Digest, Md5};
 
@@ -125,6 +126,16 @@ async fn a_file_changed_with_its_mtime_kept_is_never_resumed_from_stale_chunks()
     stack.files.create_share("stale");
     let src = stack.source_dir("stale");
     let profiles = stack.profiles();
+    // The first invocation reads through a 20 MB/s link: its deadline falls mid-file on any
+    // machine (48 MiB need 2.5 s; it has 0.7 s).
+    let slow_link = FaultProxy::start(
+        stack.sshd.port,
+        Policy {
+            bytes_per_second: 20_000_000,
+            ..Default::default()
+        },
+    );
+    let slow = through(&stack, &slow_link, &[]);
     for (dest, seed) in [
         (r#"{"storage": "archive", "container": "stale"}"#, 1),
         (r#"{"storage": "fileshare", "share": "stale"}"#, 2),
@@ -148,7 +159,7 @@ async fn a_file_changed_with_its_mtime_kept_is_never_resumed_from_stale_chunks()
         );
         let margin = Duration::from_secs(30);
         let short = Run::on_queue(
-            &profiles,
+            &slow,
             Some(Instant::now() + margin + Duration::from_millis(700)),
             margin,
         );
@@ -408,7 +419,6 @@ async fn exhausted_retries_are_final_and_say_how_many_attempts() {
 /// fails for good, naming them.
 #[tokio::test(flavor = "multi_thread")]
 async fn blob_busy_answers_are_waited_out_then_final() {
-    use harness::fault::{FaultProxy, Policy};
     let stack = Stack::start();
     stack.azurite.create_container("busy").await;
     let src = stack.source_dir("blobbusy");

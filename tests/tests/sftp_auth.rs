@@ -224,6 +224,57 @@ async fn allow_insecure_ciphers_reaches_a_legacy_server() {
     assert!(c.ok, "{c:#?}");
 }
 
+/// Whether this CPU runs AES-GCM in hardware (the worker then puts it first).
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+#[tokio::test]
+async fn the_fastest_safe_cipher_is_negotiated_and_chacha20_stays_for_servers_without_aes_gcm() {
+    let negotiated = |sshd: &Sshd| {
+        let log = sshd.log();
+        log.lines()
+            .find_map(|l| l.split("kex: client->server cipher: ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    };
+    let sshd = Sshd::start_with(SshdOptions {
+        debug_log: true,
+        ..Default::default()
+    });
+    let key = |sshd: &Sshd| {
+        with(
+            base(sshd),
+            "SSH_PRIVATE_KEY_FILE",
+            sshd.client_key().display().to_string(),
+        )
+    };
+    let c = check(key(&sshd)).await;
+    assert!(c.ok, "{c:#?}");
+    let fastest = if aes_in_hardware() {
+        "aes256-gcm@openssh.com"
+    } else {
+        "chacha20-poly1305@openssh.com"
+    };
+    assert_eq!(negotiated(&sshd).as_deref(), Some(fastest));
+
+    let chacha_only = Sshd::start_with(SshdOptions {
+        debug_log: true,
+        ciphers: Some("chacha20-poly1305@openssh.com"),
+        ..Default::default()
+    });
+    let c = check(key(&chacha_only)).await;
+    assert!(c.ok, "{c:#?}");
+    assert_eq!(
+        negotiated(&chacha_only).as_deref(),
+        Some("chacha20-poly1305@openssh.com")
+    );
+}
+
 #[tokio::test]
 async fn a_password_goes_through_keyboard_interactive_when_the_server_wants_that() {
     let sshd = Sshd::start_with(SshdOptions {

@@ -9,9 +9,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::storage::checksum::BodySum;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-use md5::Digest;
 use rustic_core::{
     BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
 };
@@ -140,7 +140,7 @@ impl ObjectBackend {
         let meta = FileMeta {
             size: data.len() as u64,
             mtime: unix_now(),
-            md5: md5::Md5::digest(&data).into(),
+            md5: crate::transfer::digest::md5_of(data.clone()).await?,
         };
         if meta.size <= CHUNK {
             return self.write.put_small(path, data, &meta).await;
@@ -156,8 +156,8 @@ impl ObjectBackend {
                 let piece = data.slice(offset as usize..(offset + CHUNK).min(meta.size) as usize);
                 let upload = upload.clone();
                 async move {
-                    let md5 = md5::Md5::digest(&piece).into();
-                    upload.put_chunk(index, offset, piece, md5).await
+                    let sum = BodySum::crc64_of(&piece);
+                    upload.put_chunk(index, offset, piece, sum).await
                 }
             })
             .buffer_unordered(self.parallel)

@@ -7,6 +7,7 @@
 
 pub mod azure;
 pub mod blob;
+pub mod checksum;
 pub mod files;
 pub mod read;
 pub mod retry;

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::checksum::BodySum;
 pub use crate::check::CheckFailure;
 use crate::error::Result;
 
@@ -62,7 +63,8 @@ pub fn unix_now() -> i64 {
 /// small writes go through its staged upload (a temporary, then a rename) implements `put_small`.
 pub async fn put_whole(upload: Arc<dyn Upload>, data: Bytes, meta: &FileMeta) -> Result<()> {
     let result = async {
-        upload.put_chunk(0, 0, data, meta.md5).await?;
+        // The only chunk's bytes are the file's: its MD5 checks the request.
+        upload.put_chunk(0, 0, data, BodySum::Md5(meta.md5)).await?;
         upload.commit(1, meta).await
     }
     .await;
@@ -197,21 +199,22 @@ pub trait Upload: Send + Sync {
         Ok(HashSet::new())
     }
 
-    /// Whether the staged chunk `index` holds exactly `data` (whose MD5 is `md5`), so it need
-    /// not be sent again. A chunk that differs (the source changed with its mtime kept) is not
-    /// reused: the caller puts it again.
+    /// Whether the staged chunk `index` holds exactly `data` (whose integrity value is `sum`),
+    /// so it need not be sent again. A chunk that differs (the source changed with its mtime
+    /// kept) is not reused: the caller puts it again.
     async fn reuse_chunk(
         &self,
         _index: u64,
         _offset: u64,
         _data: &Bytes,
-        _md5: [u8; 16],
+        _sum: BodySum,
     ) -> Result<bool> {
         Ok(false)
     }
 
-    /// Chunk `index` holds the file's bytes from `offset`.
-    async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()>;
+    /// Chunk `index` holds the file's bytes from `offset`; `sum` goes with the request for the
+    /// service to check.
+    async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, sum: BodySum) -> Result<()>;
     /// Make the file visible under its final name with chunks `0..chunks`.
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()>;
     /// Stop without publishing, keeping what is staged for a later attempt to verify and reuse

@@ -7,6 +7,7 @@
 
 pub mod budget;
 mod decide;
+pub mod digest;
 pub mod filter;
 mod held;
 pub mod names;
@@ -16,17 +17,18 @@ pub mod reader;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::message::TransferOptions;
 use crate::result::{FileError, JobResult};
+use crate::storage::checksum::BodySum;
 use crate::storage::{Destination, FileMeta, RemoteFile, Upload};
 use crate::storage::{ListItem, Source, SourceFile};
 pub use budget::{ChunkSlots, MemoryBudget};
 pub use decide::{decide, Decision};
+use digest::FileMd5;
 pub use filter::Filter;
 use held::Held;
 pub use held::{Existing, MergedListing};
@@ -355,7 +357,7 @@ impl FileCopier {
         let meta = FileMeta {
             size: file.size,
             mtime: file.mtime,
-            md5: Md5::digest(&data).into(),
+            md5: digest::md5_of(data.clone()).await?,
         };
         check_stored_md5(file, reader, meta.md5)?;
         self.dest.put_small(&file.path, data, &meta).await?;
@@ -380,7 +382,7 @@ impl FileCopier {
             .await?;
         let resumable = upload.resumable_chunks().await?;
         let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
-        let mut whole = Md5::new();
+        let mut whole = FileMd5::new();
         let mut index: u64 = 0;
         let mut read: u64 = 0;
         let mut resumed: u64 = 0;
@@ -393,7 +395,7 @@ impl FileCopier {
                     return Ok(false);
                 }
                 let want = (file.size - read).min(self.chunk_size as u64) as usize;
-                let slot = self.take_slot(want as u64).await?;
+                let slot = Arc::new(self.take_slot(want as u64).await?);
                 let chunk = reader.read_chunk(want).await?;
                 if chunk.len() < want {
                     return Err(self.changed(file, read + chunk.len() as u64));
@@ -401,11 +403,13 @@ impl FileCopier {
                 let offset = read;
                 let len = chunk.len() as u64;
                 read += len;
-                whole.update(&chunk);
-                let chunk_md5: [u8; 16] = Md5::digest(&chunk).into();
+                // The file's MD5 goes on beside the upload; the chunk's own request carries
+                // its CRC-64 (see `storage::checksum`).
+                whole.update(chunk.clone(), slot.clone()).await?;
+                let sum = BodySum::crc64_of(&chunk);
                 // A staged chunk is reused only if it holds exactly these bytes.
                 if resumable.contains(&index)
-                    && upload.reuse_chunk(index, offset, &chunk, chunk_md5).await?
+                    && upload.reuse_chunk(index, offset, &chunk, sum).await?
                 {
                     drop(slot);
                     resumed += len;
@@ -415,7 +419,7 @@ impl FileCopier {
                 }
                 let (upload, progress, i) = (upload.clone(), self.progress.clone(), index);
                 in_flight.spawn(async move {
-                    let r = upload.put_chunk(i, offset, chunk, chunk_md5).await;
+                    let r = upload.put_chunk(i, offset, chunk, sum).await;
                     drop(slot);
                     if r.is_ok() {
                         progress.bytes_acknowledged(len);
@@ -435,7 +439,7 @@ impl FileCopier {
             let meta = FileMeta {
                 size: file.size,
                 mtime: file.mtime,
-                md5: whole.clone().finalize().into(),
+                md5: whole.finish().await?,
             };
             check_stored_md5(file, reader, meta.md5)?;
             upload.commit(index, &meta).await?;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::ChunkSlots;
+use super::digest::FileMd5;
 use crate::error::Result;
 use crate::storage::{Source, SourceReader};
 use bytes::{Bytes, BytesMut};
-use md5::{Digest, Md5};
 
 /// Reopens in a row without a byte of progress before the error is final, and the first pause
 /// between them (doubling). A reopen that got further starts the count again: a link that
@@ -102,19 +102,19 @@ pub async fn read_md5(
     slots: &ChunkSlots,
 ) -> Result<ReadDigest> {
     let mut reader = ResumingReader::open(source.clone(), root, path).await?;
-    let mut md5 = Md5::new();
+    let mut md5 = FileMd5::new();
     let mut len = 0;
     loop {
-        let _slot = slots.take(chunk_size as u64).await?;
+        let slot = slots.take(chunk_size as u64).await?;
         let chunk = reader.read_chunk(chunk_size).await?;
         if chunk.is_empty() {
             break;
         }
         len += chunk.len() as u64;
-        md5.update(&chunk);
+        md5.update(chunk, slot).await?;
     }
     Ok(ReadDigest {
-        md5: md5.finalize().into(),
+        md5: md5.finish().await?,
         len,
         stored: reader.stored_md5(),
     })

@@ -142,6 +142,16 @@ async fn handle(
     let comp = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "comp")
         .map(|(_, v)| v.into_owned());
+    if let Ok(mut requests) = state.requests.lock() {
+        let restype = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "restype")
+            .map(|(_, v)| v.into_owned());
+        let name = match comp.as_ref().or(restype.as_ref()) {
+            Some(what) => format!("{method} {what}"),
+            None => method.to_string(),
+        };
+        *requests.entry(name).or_default() += 1;
+    }
     let served = serve(&state, method, &uri, headers, body);
     if served.is_ok() && comp.is_some() && take_lost_answer(&state, comp.as_deref()) {
         // The operation happened; its answer is "lost" (a gateway failing on the way back).
@@ -728,14 +738,37 @@ fn put_range(share: &mut Share, req: &Req) -> Result<Reply, ApiError> {
         )
         .with_detail("HeaderName", "Content-Length"));
     }
-    if let Some(md5) = req.h("content-md5") {
-        let given = base64::engine::general_purpose::STANDARD
-            .decode(md5)
-            .unwrap_or_default();
-        if given != Md5::digest(&req.body).as_slice() {
-            return Err(ApiError::new(400, "Md5Mismatch", "The MD5 value specified in the request did not match with the MD5 value calculated by the server."));
+    // The service computes the range's MD5 once: it checks a given Content-MD5 and answers it.
+    let md5 = Md5::digest(&req.body);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    if req.h("content-md5").is_some_and(|given| given != b64(&md5)) {
+        return Err(ApiError::new(400, "Md5Mismatch", "The MD5 value specified in the request did not match with the MD5 value calculated by the server."));
+    }
+    // x-ms-content-crc64: Azure's CRC-64 of the body, 8 bytes little-endian in base64.
+    let crc64 = req.h("x-ms-content-crc64").map(|given| {
+        let mut crc = crc64fast_nvme::Digest::new();
+        crc.write(&req.body);
+        (given.to_string(), b64(&crc.sum64().to_le_bytes()))
+    });
+    if let Some((given, computed)) = &crc64 {
+        if given != computed {
+            return Err(ApiError::new(400, "Crc64Mismatch", "The CRC64 value specified in the request did not match with the CRC64 value calculated by the server."));
         }
     }
+    // Since 2021-06-08 a write may keep the file's last write time (`preserve`).
+    let preserve = match req.h("x-ms-file-last-write-time") {
+        None | Some("now") => false,
+        Some("preserve") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                "InvalidHeaderValue",
+                "The value for one of the HTTP headers is not in the correct format.",
+            )
+            .with_detail("HeaderName", "x-ms-file-last-write-time")
+            .with_detail("HeaderValue", other))
+        }
+    };
     let file = file_mut(share, &req.path)?;
     if end >= file.len {
         return Err(ApiError::new(
@@ -752,11 +785,16 @@ fn put_range(share: &mut Share, req: &Req) -> Result<Reply, ApiError> {
     }
     file.mark(start, end, clear);
     file.props.touch();
-    file.props.last_write = now();
-    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&req.body));
-    Ok(Reply::new(201)
+    if !preserve {
+        file.props.last_write = now();
+    }
+    let reply = Reply::new(201)
         .props(&file.props)
-        .header("content-md5", md5))
+        .header("content-md5", b64(&md5));
+    Ok(match crc64 {
+        Some((_, computed)) => reply.header("x-ms-content-crc64", computed),
+        None => reply,
+    })
 }
 
 fn file_headers(reply: Reply, f: &File) -> Reply {

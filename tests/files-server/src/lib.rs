@@ -35,6 +35,8 @@ pub struct State {
     pub lose_answer_of: Mutex<Option<String>>,
     /// Injected failures answered so far (their `Retry-After` alternates seconds and a date).
     pub faults_served: std::sync::atomic::AtomicU64,
+    /// Requests served, counted by kind (see `FilesServer::take_requests`).
+    pub requests: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Served over https (bearer tokens are accepted only then).
     pub tls: bool,
     /// Entra object ids whose role allows reading only (Storage File Data Privileged Reader).
@@ -85,6 +87,7 @@ impl FilesServer {
             store: Mutex::new(Store::default()),
             faults: Mutex::new(Default::default()),
             faults_served: Default::default(),
+            requests: Default::default(),
             lose_answer_of: Mutex::new(None),
             tls: tls.is_some(),
             read_only: Mutex::new(HashSet::new()),
@@ -132,6 +135,18 @@ impl FilesServer {
         if let Ok(mut lost) = self.state.lose_answer_of.lock() {
             *lost = Some(comp.to_string());
         }
+    }
+
+    /// Requests served since the last call, counted by `METHOD comp` (`GET list`, `PUT range`),
+    /// else `METHOD restype` (`PUT directory`), else `METHOD` (`PUT`: Create File); counting
+    /// starts again.
+    pub fn take_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut requests = self
+            .state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *requests)
     }
 
     pub fn fail_next(&self, count: usize, status: u16) {

@@ -17,13 +17,16 @@ use super::{map_sdk_error, metadata};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::azure::error::sdk_kind;
 use crate::storage::azure::AccountConfig;
+use crate::storage::checksum::BodySum;
 use crate::storage::{FileMeta, Upload};
 
 /// Block ids name the source version and the cut (size, mtime, chunk size: hashed to 8 bytes),
-/// the index, and the MD5 of the chunk's bytes, all in fixed width (a blob's ids must have one
-/// length, at most 64 bytes). A resumed upload reuses a staged block only if it holds exactly
-/// the bytes read now, so a file changed with its mtime kept can never mix in stale blocks;
-/// two writers of the same bytes stage the same ids, harmlessly.
+/// the index, and the chunk's integrity value (its CRC-64, the one its request carried), all in
+/// fixed width (a blob's ids must have one length, at most 64 bytes). A resumed upload reuses a
+/// staged block only if it holds the bytes read now, so a file changed with its mtime kept
+/// cannot mix in stale blocks (short of a CRC-64 collision at the same index of a same-size,
+/// same-mtime version: 2^-64 by accident); two writers of the same bytes stage the same ids,
+/// harmlessly.
 #[derive(Debug, Clone)]
 pub(super) struct BlockNaming {
     version: String,
@@ -38,8 +41,8 @@ impl BlockNaming {
         }
     }
 
-    fn id(&self, index: u64, md5: &[u8; 16]) -> Vec<u8> {
-        format!("{}{index:08x}{}", self.version, hex(md5)).into_bytes()
+    fn id(&self, index: u64, sum: &BodySum) -> Vec<u8> {
+        format!("{}{index:08x}{}", self.version, sum.hex32()).into_bytes()
     }
 
     /// The index of a block id of this version, if it is one.
@@ -128,9 +131,9 @@ impl Upload for BlobUpload {
         index: u64,
         _offset: u64,
         _data: &Bytes,
-        md5: [u8; 16],
+        sum: BodySum,
     ) -> Result<bool> {
-        let id = self.naming.id(index, &md5);
+        let id = self.naming.id(index, &sum);
         let reused = self.staged.lock().is_ok_and(|s| s.contains(&id));
         if reused {
             self.remember(index, id);
@@ -138,11 +141,17 @@ impl Upload for BlobUpload {
         Ok(reused)
     }
 
-    async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, md5: [u8; 16]) -> Result<()> {
-        let id = self.naming.id(index, &md5);
-        let options = BlockBlobClientStageBlockOptions {
-            transactional_content_md5: Some(md5.to_vec()),
-            ..Default::default()
+    async fn put_chunk(&self, index: u64, _offset: u64, data: Bytes, sum: BodySum) -> Result<()> {
+        let id = self.naming.id(index, &sum);
+        let options = match sum {
+            BodySum::Md5(md5) => BlockBlobClientStageBlockOptions {
+                transactional_content_md5: Some(md5.to_vec()),
+                ..Default::default()
+            },
+            BodySum::Crc64(crc) => BlockBlobClientStageBlockOptions {
+                transactional_content_crc64: Some(crc.to_le_bytes().to_vec()),
+                ..Default::default()
+            },
         };
         self.client
             .stage_block(&id, data.len() as u64, data.into(), Some(options))

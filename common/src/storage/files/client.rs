@@ -21,6 +21,7 @@ use crate::storage::azure::error::{classify, Target};
 use crate::storage::azure::signing::Authorizer;
 use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AzureAuth;
+use crate::storage::checksum::BodySum;
 use crate::storage::retry::{self, retry_after};
 
 /// The REST version we speak. Azure accepts it; the test server accepts any dated version.
@@ -308,17 +309,40 @@ impl FilesClient {
         size: u64,
         metadata: &[(&str, String)],
     ) -> Result<()> {
+        let metadata: Vec<(String, String)> = metadata
+            .iter()
+            .map(|(k, v)| (format!("x-ms-meta-{k}"), v.clone()))
+            .collect();
+        let extra: Vec<(&str, String)> = metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        self.create(path, size, extra).await
+    }
+
+    /// Create File with the properties a committed file carries (Content-MD5, the source's
+    /// modification time) set already: a file written in one range needs no Set File
+    /// Properties after it (Put Range keeps both: see `put_range`).
+    pub async fn create_file_with_properties(
+        &self,
+        path: &str,
+        size: u64,
+        md5: &[u8; 16],
+        mtime: i64,
+    ) -> Result<()> {
+        let extra = vec![
+            ("x-ms-content-md5", base64_encode(md5)),
+            ("x-ms-file-last-write-time", format_time(mtime)),
+        ];
+        self.create(path, size, extra).await
+    }
+
+    async fn create(&self, path: &str, size: u64, extra: Vec<(&str, String)>) -> Result<()> {
         let mut headers = vec![
             ("x-ms-type", "file".to_string()),
             ("x-ms-content-length", size.to_string()),
         ];
-        let meta_names: Vec<String> = metadata
-            .iter()
-            .map(|(k, _)| format!("x-ms-meta-{k}"))
-            .collect();
-        for ((_, v), name) in metadata.iter().zip(&meta_names) {
-            headers.push((name.as_str(), v.clone()));
-        }
+        headers.extend(extra);
         self.send(
             Method::PUT,
             self.url(path),
@@ -331,18 +355,26 @@ impl FilesClient {
         .map(|_| ())
     }
 
-    /// Put Range: write `data` at `offset` (at most 4 MiB), checked by its MD5.
-    pub async fn put_range(&self, path: &str, offset: u64, data: Bytes) -> Result<()> {
+    /// Put Range: write `data` at `offset` (at most 4 MiB), checked by the service against
+    /// `sum` when one is given (computed by the caller, which has it from its single pass).
+    pub async fn put_range(
+        &self,
+        path: &str,
+        offset: u64,
+        data: Bytes,
+        sum: Option<BodySum>,
+    ) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
         let end = offset + data.len() as u64 - 1;
-        let md5 = base64_encode(&Md5::digest(&data));
-        let headers = [
+        let mut headers = vec![
             ("x-ms-write", "update".to_string()),
             ("x-ms-range", format!("bytes={offset}-{end}")),
-            ("content-md5", md5),
+            // The last write time is the source's, set at create or commit, never the upload's.
+            ("x-ms-file-last-write-time", "preserve".to_string()),
         ];
+        headers.extend(sum.map(|s| s.azure_header()));
         self.send(
             Method::PUT,
             self.url(path),

@@ -23,6 +23,7 @@ use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
+use super::checksum::BodySum;
 use super::walk;
 use super::write::{put_whole, unix_now, Capability};
 use super::{
@@ -129,6 +130,17 @@ impl FilesDestination {
         }
         Ok(())
     }
+}
+
+/// What a temporary's name says of the upload: the target, the source's size and mtime, and
+/// the cut (hashed to 12 bytes), so only an attempt at the same version claims it.
+fn version(target: &str, size: u64, mtime: i64, chunk_size: u64) -> String {
+    let key = format!("{target}\n{size}\n{mtime}\n{chunk_size}");
+    md5::Md5::digest(key.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -251,10 +263,26 @@ impl Destination for FilesDestination {
         self.client.delete_file(&self.full(path)).await
     }
 
+    /// Three requests: Create File with the final properties, one Put Range checked by the
+    /// file's MD5, Rename over the final name. No earlier attempt is looked for: resuming one
+    /// range would cost a listing of the folder to save at most one range.
     async fn put_small(&self, path: &str, data: Bytes, meta: &FileMeta) -> Result<()> {
-        let upload = self
-            .start_upload(path, data.len() as u64, meta.mtime, MAX_RANGE)
+        let target = self.full(path);
+        let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
+        self.ensure_dir(dir).await?;
+        let temporary = upload::own_name(dir, &version(&target, meta.size, meta.mtime, MAX_RANGE));
+        self.client
+            .create_file_with_properties(&temporary, meta.size, &meta.md5, meta.mtime)
             .await?;
+        let upload = Arc::new(FilesUpload {
+            client: self.client.clone(),
+            temporary,
+            target,
+            size: meta.size,
+            chunk_size: MAX_RANGE,
+            resuming: false,
+            properties_set: true,
+        });
         put_whole(upload, data, meta).await
     }
 
@@ -266,15 +294,7 @@ impl Destination for FilesDestination {
         chunk_size: u64,
     ) -> Result<Arc<dyn Upload>> {
         let target = self.full(path);
-        let version = {
-            let key = format!("{target}\n{size}\n{mtime}\n{chunk_size}");
-            let digest = md5::Md5::digest(key.as_bytes());
-            digest
-                .iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let version = version(&target, size, mtime, chunk_size);
         let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
         self.ensure_dir(dir).await?;
         let temporary = upload::own_name(dir, &version);
@@ -298,6 +318,7 @@ impl Destination for FilesDestination {
             size,
             chunk_size,
             resuming,
+            properties_set: false,
         }))
     }
 
@@ -314,19 +335,17 @@ impl Destination for FilesDestination {
     /// A temporary renamed without replace: the service refuses (409) when the name exists.
     async fn create(&self, path: &str, data: Bytes) -> Result<bool> {
         let target = self.full(path);
-        if self.client.size(&target).await?.is_some() {
-            return Ok(false);
-        }
         let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
         self.ensure_dir(dir).await?;
         let temporary = upload::own_name(dir, "create");
         let md5: [u8; 16] = md5::Md5::digest(&data).into();
         let size = data.len() as u64;
         let created = async {
-            self.client.create_file(&temporary, size, &[]).await?;
-            self.client.put_range(&temporary, 0, data).await?;
             self.client
-                .set_properties(&temporary, size, &md5, unix_now())
+                .create_file_with_properties(&temporary, size, &md5, unix_now())
+                .await?;
+            self.client
+                .put_range(&temporary, 0, data, Some(BodySum::Md5(md5)))
                 .await?;
             self.client.rename(&temporary, &target, false).await
         }

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use super::client::{DirEntry, FilesClient};
 use super::TEMP_PREFIX;
 use crate::error::{Error, ErrorKind, Result};
+use crate::storage::checksum::BodySum;
 use crate::storage::write::{random_hex, unix_now};
 use crate::storage::{FileMeta, Upload};
 
@@ -31,6 +32,9 @@ pub struct FilesUpload {
     pub(super) chunk_size: u64,
     /// Whether the temporary was claimed from an earlier attempt (and may hold ranges).
     pub(super) resuming: bool,
+    /// Whether the temporary was created with the committed file's properties (a file of one
+    /// range), so the commit is the rename alone.
+    pub(super) properties_set: bool,
 }
 
 /// `dir/.bw-partial-<version>-w<random>`: the temporary of one attempt.
@@ -116,14 +120,16 @@ impl Upload for FilesUpload {
             .collect())
     }
 
-    /// The service's MD5 of the stored range must equal the MD5 of the bytes read now.
+    /// The service's MD5 of the stored range must equal the MD5 of the bytes read now (hashed
+    /// here: only a resumed chunk needs it).
     async fn reuse_chunk(
         &self,
         _index: u64,
         offset: u64,
         data: &Bytes,
-        md5: [u8; 16],
+        _sum: BodySum,
     ) -> Result<bool> {
+        let md5 = crate::transfer::digest::md5_of(data.clone()).await?;
         let stored = self
             .client
             .range_md5(&self.temporary, offset, data.len() as u64)
@@ -138,14 +144,18 @@ impl Upload for FilesUpload {
         }
     }
 
-    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
-        self.client.put_range(&self.temporary, offset, data).await
+    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, sum: BodySum) -> Result<()> {
+        self.client
+            .put_range(&self.temporary, offset, data, Some(sum))
+            .await
     }
 
     async fn commit(&self, _chunks: u64, meta: &FileMeta) -> Result<()> {
-        self.client
-            .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
-            .await?;
+        if !self.properties_set {
+            self.client
+                .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
+                .await?;
+        }
         match self
             .client
             .rename(&self.temporary, &self.target, true)

@@ -17,7 +17,10 @@ use crate::error::{Error, Result};
 /// The russh client's settings. A large window keeps the pipe full on high-latency links; the
 /// bytes actually in flight are bounded by the SFTP read-ahead, not by the window.
 fn client_config(allow_insecure: bool) -> client::Config {
-    let mut preferred = russh::Preferred::default();
+    let mut preferred = russh::Preferred {
+        cipher: cipher_order(aes_accelerated()).into(),
+        ..Default::default()
+    };
     if allow_insecure {
         // What "Allow Insecure Ciphers" adds, after the safe defaults: CBC ciphers, SHA-1 key
         // exchanges and hmac-sha1, for old servers that offer nothing better.
@@ -33,6 +36,40 @@ fn client_config(allow_insecure: bool) -> client::Config {
         inactivity_timeout: Some(Duration::from_secs(300)),
         preferred,
         ..Default::default()
+    }
+}
+
+/// The safe ciphers, fastest first for this CPU: with AES instructions AES-GCM costs a fraction
+/// of ChaCha20-Poly1305 per byte (measured: `ssh cat` of 1 GiB 1.7 s against 2.5 s), without
+/// them ChaCha20 is the faster and constant-time one. AES-256 before AES-128: the cost is close
+/// and it is what security reviews ask for.
+fn cipher_order(aes: bool) -> Vec<russh::cipher::Name> {
+    use russh::cipher::CHACHA20_POLY1305;
+    use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_192_CTR, AES_256_CTR, AES_256_GCM};
+    let fast_first = if aes {
+        [AES_256_GCM, AES_128_GCM, CHACHA20_POLY1305]
+    } else {
+        [CHACHA20_POLY1305, AES_256_GCM, AES_128_GCM]
+    };
+    [&fast_first[..], &[AES_256_CTR, AES_192_CTR, AES_128_CTR]].concat()
+}
+
+/// Whether the CPU has the instructions AES-GCM runs fast with (AES rounds and carry-less
+/// multiplication).
+fn aes_accelerated() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
 

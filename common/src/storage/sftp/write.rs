@@ -22,6 +22,7 @@ use super::{walk, with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, ErrorKind, Result};
+use crate::storage::checksum::BodySum;
 use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, HeldFile, Holdings, ListItem, RemoteFile, Source, Upload,
@@ -319,7 +320,8 @@ impl Destination for SftpDestination {
             temporary: temporary.clone(),
             target: target.clone(),
         };
-        upload.put_chunk(0, 0, data, [0; 16]).await?;
+        // An SFTP write carries no integrity value (the SSH MAC covers the transport).
+        upload.put_chunk(0, 0, data, BodySum::Crc64(0)).await?;
         let (t, to) = (temporary.clone(), target.clone());
         let renamed = with_connection(&self.sessions, &target, |conn| {
             let (t, to) = (t.clone(), to.clone());
@@ -422,7 +424,7 @@ impl SftpUpload {
 
 #[async_trait]
 impl Upload for SftpUpload {
-    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _md5: [u8; 16]) -> Result<()> {
+    async fn put_chunk(&self, _index: u64, offset: u64, data: Bytes, _sum: BodySum) -> Result<()> {
         let conn = self.sessions.get().await.map_err(|f| f.error)?;
         if let Err(e) = self.write_at(&conn, offset, &data).await {
             use std::io::ErrorKind::*;

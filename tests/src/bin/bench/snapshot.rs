@@ -8,7 +8,8 @@ use std::process::Command;
 
 use harness::stack::{pattern, Stack};
 
-use super::{measure, write_big, Measure, MIB};
+use super::measure::{measure, Measure, MIB};
+use super::write_big;
 
 const PASSWORD: &str = "bench-only-password";
 

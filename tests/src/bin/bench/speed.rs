@@ -1,0 +1,228 @@
+//! `./dev bench [sets] [blob|files]`: each data set into each destination by backup-worker and
+//! by rclone, back to back and alternating which goes first, `BENCH_REPS` times (default 3),
+//! every run into a sink process started fresh for it; medians of wall time, throughput, peak
+//! RSS and the CPU seconds of the tool, sshd and the sink, next to the limits of the link.
+//! Printed as a Markdown table (the README's).
+
+use std::path::Path;
+
+use harness::sshd::Sshd;
+
+use super::limits;
+use super::measure::{median, CpuWatch, MIB};
+use super::sets::Set;
+use super::sinks::{Service, Sink};
+use super::tools::{Tool, Tools};
+
+pub struct Choice {
+    pub sets: Vec<Set>,
+    pub services: Vec<Service>,
+    pub reps: usize,
+}
+
+/// One run's figures.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    rss: f64,
+    sshd: f64,
+    sink: f64,
+}
+
+/// The median of each figure over some runs.
+fn medians(samples: &[Sample]) -> Sample {
+    let m = |f: fn(&Sample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
+    Sample {
+        wall: m(|s| s.wall),
+        cpu: m(|s| s.cpu),
+        rss: m(|s| s.rss),
+        sshd: m(|s| s.sshd),
+        sink: m(|s| s.sink),
+    }
+}
+
+pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Result<()> {
+    let sshd = Sshd::start();
+    println!(
+        "SFTP (loopback sshd) -> Azure, chunk 4 MiB, 16 requests in flight, release builds, \
+         medians of {} runs each\n",
+        choice.reps
+    );
+    println!("| set | destination | run | wall s | MB/s | files/s | peak RSS MiB | CPU s | sshd CPU s | sink CPU s |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut notes = Vec::new();
+    for set in &choice.sets {
+        let dir = set.write(&sshd.data_dir())?;
+        let cat: Vec<Sample> = (0..choice.reps)
+            .map(|_| {
+                // sshd's share is not shown: the session serving a command is not reaped
+                // into the listener's time as an SFTP session is.
+                let m = limits::ssh_cat(&sshd, &dir);
+                Sample {
+                    wall: m.wall.as_secs_f64(),
+                    cpu: m.cpu,
+                    rss: m.peak_rss as f64,
+                    ..Sample::default()
+                }
+            })
+            .collect();
+        let cat = medians(&cat);
+        row(
+            *set,
+            "–",
+            &format!("limit: `ssh cat` ({})", limits::CIPHER),
+            &cat,
+        );
+        for service in &choice.services {
+            let put = if *set == Set::FourGiB {
+                None
+            } else {
+                let mut walls = Vec::new();
+                for _ in 0..choice.reps {
+                    let sink = Sink::start(*service, exe_dir).await?;
+                    walls.push(limits::sink_put(&sink, &dir).await?.as_secs_f64());
+                }
+                let put = Sample {
+                    wall: median(&mut walls),
+                    ..Sample::default()
+                };
+                row(*set, service.title(), "limit: PUT from memory", &put);
+                Some(put)
+            };
+            let [ours, theirs, ours_again, theirs_again] =
+                side_by_side(tools, &sshd, exe_dir, &dir, *set, *service, choice.reps).await?;
+            row(*set, service.title(), Tool::Ours.title(), &ours);
+            row(*set, service.title(), Tool::Rclone.title(), &theirs);
+            if *set == Set::SmallFiles {
+                let title = |t: Tool| format!("{}, unchanged rerun", t.title());
+                row(*set, service.title(), &title(Tool::Ours), &ours_again);
+                row(*set, service.title(), &title(Tool::Rclone), &theirs_again);
+            }
+            notes.push(judge(*set, *service, &ours, &theirs, &cat, put.as_ref()));
+        }
+    }
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+/// Both tools `reps` times, alternating which goes first; medians of first runs and of
+/// unchanged reruns (the small-file set only).
+async fn side_by_side(
+    tools: &Tools,
+    sshd: &Sshd,
+    exe_dir: &Path,
+    dir: &Path,
+    set: Set,
+    service: Service,
+    reps: usize,
+) -> anyhow::Result<[Sample; 4]> {
+    let mut first: [Vec<Sample>; 2] = Default::default();
+    let mut again: [Vec<Sample>; 2] = Default::default();
+    for rep in 0..reps {
+        let order = if rep % 2 == 0 {
+            [Tool::Ours, Tool::Rclone]
+        } else {
+            [Tool::Rclone, Tool::Ours]
+        };
+        for tool in order {
+            let slot = usize::from(tool == Tool::Rclone);
+            let sink = Sink::start(service, exe_dir).await?;
+            first[slot].push(one_run(tools, tool, sshd, dir, &sink));
+            let held = sink.count_files().await?;
+            anyhow::ensure!(
+                held as u64 == set.files(),
+                "{} left {held} files in {} where {} were expected",
+                tool.title(),
+                service.title(),
+                set.files()
+            );
+            if set == Set::SmallFiles {
+                again[slot].push(one_run(tools, tool, sshd, dir, &sink));
+            }
+        }
+    }
+    Ok([
+        medians(&first[0]),
+        medians(&first[1]),
+        medians(&again[0]),
+        medians(&again[1]),
+    ])
+}
+
+fn one_run(tools: &Tools, tool: Tool, sshd: &Sshd, dir: &Path, sink: &Sink) -> Sample {
+    let watch = CpuWatch::start(&[sshd.pid(), sink.pid()]);
+    let m = tools.run(tool, sshd, dir, sink);
+    let spent = watch.stop();
+    Sample {
+        wall: m.wall.as_secs_f64(),
+        cpu: m.cpu,
+        rss: m.peak_rss as f64,
+        sshd: spent[0],
+        sink: spent[1],
+    }
+}
+
+fn row(set: Set, destination: &str, run: &str, s: &Sample) {
+    let per_second = |n: f64| n / s.wall.max(1e-9);
+    let cpu = |v: f64| {
+        if v > 0.0 {
+            format!("{v:.2}")
+        } else {
+            "–".into()
+        }
+    };
+    let rss = if s.rss > 0.0 {
+        format!("{:.1}", s.rss / MIB as f64)
+    } else {
+        "–".into()
+    };
+    println!(
+        "| {} | {destination} | {run} | {:.2} | {:.1} | {:.0} | {rss} | {} | {} | {} |",
+        set.title(),
+        s.wall,
+        per_second(set.bytes() as f64 / 1e6),
+        per_second(set.files() as f64),
+        cpu(s.cpu),
+        cpu(s.sshd),
+        cpu(s.sink),
+    );
+}
+
+/// The ratios and which limit binds.
+fn judge(
+    set: Set,
+    service: Service,
+    ours: &Sample,
+    theirs: &Sample,
+    cat: &Sample,
+    put: Option<&Sample>,
+) -> String {
+    let gib = set.bytes() as f64 / (1024.0 * MIB as f64);
+    let mut note = format!(
+        "- {} into {}: speed x{:.2} of rclone's, peak RSS x{:.2}, CPU x{:.2} \
+         ({:.2} CPU s/GiB against {:.2})",
+        set.title(),
+        service.title(),
+        theirs.wall / ours.wall,
+        ours.rss / theirs.rss.max(1.0),
+        ours.cpu / theirs.cpu.max(1e-9),
+        ours.cpu / gib,
+        theirs.cpu / gib,
+    );
+    if let Some(put) = put {
+        let (limit, name) = if cat.wall >= put.wall {
+            (cat.wall, "the SFTP read")
+        } else {
+            (put.wall, "the sink's ingest")
+        };
+        note.push_str(&format!(
+            "; the binding limit is {name} ({limit:.2} s): ours at {:.0} % of it",
+            100.0 * limit / ours.wall
+        ));
+    }
+    note
+}

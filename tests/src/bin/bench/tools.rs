@@ -1,0 +1,86 @@
+//! The two tools compared, given the same files, chunk size and requests in flight: our local
+//! runner (what every entry point runs) and rclone 1.75 (`copy`, otherwise its defaults).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use harness::sshd::{Sshd, TEST_USER};
+
+use super::measure::{measure, Measure};
+use super::sinks::Sink;
+
+pub const CHUNK: &str = "4MiB";
+pub const CONCURRENCY: usize = 16;
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Tool {
+    Ours,
+    Rclone,
+}
+
+impl Tool {
+    pub fn title(self) -> &'static str {
+        match self {
+            Tool::Ours => "backup-worker",
+            Tool::Rclone => "rclone 1.75",
+        }
+    }
+}
+
+pub struct Tools {
+    pub runner: PathBuf,
+    pub rclone: PathBuf,
+}
+
+impl Tools {
+    pub fn run(&self, tool: Tool, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
+        match tool {
+            Tool::Ours => self.ours(sshd, src, sink),
+            Tool::Rclone => self.rclone(sshd, src, sink),
+        }
+    }
+
+    fn ours(&self, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
+        let (storage, sink_vars) = sink.profile();
+        let message = format!(
+            r#"{{"kind": "backup", "job_id": "bench", "source": {{"storage": "office_nas", "path": "{}"}},
+                "destination": {{"storage": "{storage}", {place}}},
+                "options": {{"chunk_size": "{CHUNK}", "upload_concurrency": {CONCURRENCY}}}}}"#,
+            src.display(),
+            place = sink.place(),
+        );
+        let mut vars: HashMap<String, String> = harness::stack::source_vars(sshd);
+        vars.extend(sink_vars);
+        let child =
+            harness::runner::spawn_with_vars(&self.runner, vars, &message, &[("RUST_LOG", "warn")]);
+        let m = measure(child, "backup-worker");
+        let result: serde_json::Value = serde_json::from_str(&m.stdout).unwrap_or_default();
+        assert_eq!(
+            result["status"], "succeeded",
+            "backup-worker's job did not succeed: {}",
+            m.stdout
+        );
+        m
+    }
+
+    fn rclone(&self, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
+        let (remote, sink_env) = sink.rclone_remote();
+        let child = Command::new(&self.rclone)
+            .args(["copy", &format!("nas:{}", src.display()), &remote])
+            .args(["--config", "/dev/null", "--sftp-known-hosts-file", ""])
+            .args(sink.rclone_flags("4Mi", CONCURRENCY))
+            .env("RCLONE_CONFIG_NAS_TYPE", "sftp")
+            .env("RCLONE_CONFIG_NAS_HOST", "127.0.0.1")
+            .env("RCLONE_CONFIG_NAS_PORT", sshd.port.to_string())
+            .env("RCLONE_CONFIG_NAS_USER", TEST_USER)
+            .env("RCLONE_CONFIG_NAS_KEY_FILE", sshd.client_key())
+            .env("RCLONE_CONFIG_NAS_SHELL_TYPE", "unix")
+            .envs(sink_env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rclone");
+        measure(child, "rclone")
+    }
+}
