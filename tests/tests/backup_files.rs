@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backup_common::config::Profiles;
 use backup_common::result::JobStatus;
 use harness::stack::{error_codes, pattern, write_file, Stack};
 use md5::{Digest, Md5};
@@ -315,9 +316,8 @@ async fn busy_responses_are_retried_after_the_time_the_server_asks() {
 }
 
 #[tokio::test]
-async fn a_small_file_costs_three_requests_and_a_big_one_carries_crc64_per_range() {
+async fn a_small_file_costs_three_requests_and_a_big_ones_ranges_carry_crc64_or_md5() {
     let stack = Stack::start();
-    stack.files.create_share("lean");
     let src = stack.source_dir("flean");
     let small: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| (format!("d/small-{i}.txt"), pattern(1000 + i, i as u64)))
@@ -327,24 +327,46 @@ async fn a_small_file_costs_three_requests_and_a_big_one_carries_crc64_per_range
     }
     let big = pattern(2 * 1024 * 1024 + 7, 9);
     write_file(&src, "big.bin", &big);
-    stack.files.take_requests();
-
-    let r = stack.run(&message(&src, "lean", "", SMALL_CHUNKS)).await;
-    assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
-    let requests = stack.files.take_requests();
-    let count = |name: &str| requests.get(name).copied().unwrap_or(0);
-    // Small files: Create File (with MD5 and mtime), one Put Range, Rename; nothing else. The
-    // big file: Create, 3 ranges, Set File Properties, Rename (and its resume lookup, a List).
-    assert_eq!(count("PUT"), 3 + 1, "{requests:?}");
-    assert_eq!(count("PUT range"), 3 + 3, "{requests:?}");
-    assert_eq!(count("PUT rename"), 3 + 1, "{requests:?}");
-    assert_eq!(count("PUT properties"), 1, "{requests:?}");
-    assert_eq!(count("HEAD"), 0, "{requests:?}");
-
-    // What was stored: the bytes, the whole-file MD5, the source's mtime (Put Range kept it).
     let mut expected = small.clone();
     expected.push(("big.bin".to_string(), big));
-    assert_eq!(sorted(stack.files.files("lean")), sorted(expected.clone()));
+
+    for (share, checksum) in [("lean", None), ("leanmd5", Some("md5"))] {
+        stack.files.create_share(share);
+        let mut vars = stack.vars();
+        if let Some(c) = checksum {
+            vars.insert("BACKUP_STORAGE_FILESHARE_CHUNK_CHECKSUM".into(), c.into());
+        }
+        stack.files.take_requests();
+        let r = stack
+            .run_with(
+                &message(&src, share, "", SMALL_CHUNKS),
+                &Profiles::from_vars(vars),
+            )
+            .await;
+        assert_eq!(r.status, JobStatus::Succeeded, "{r:#?}");
+        let requests = stack.files.take_requests();
+        let count = |name: &str| requests.get(name).copied().unwrap_or(0);
+        // Small files: Create File (with MD5 and mtime), one Put Range checked by the file's
+        // MD5, Rename; nothing else. The big file: Create, 3 ranges, Set File Properties,
+        // Rename (and its resume lookup, a List).
+        assert_eq!(count("PUT"), 3 + 1, "{requests:?}");
+        let (crc, md5) = match checksum {
+            None => (3, 3),
+            Some(_) => (0, 3 + 3),
+        };
+        assert_eq!(count("PUT range crc64"), crc, "{requests:?}");
+        assert_eq!(count("PUT range md5"), md5, "{requests:?}");
+        assert_eq!(
+            count("PUT range"),
+            0,
+            "every range is checked: {requests:?}"
+        );
+        assert_eq!(count("PUT rename"), 3 + 1, "{requests:?}");
+        assert_eq!(count("PUT properties"), 1, "{requests:?}");
+        assert_eq!(count("HEAD"), 0, "{requests:?}");
+        assert_eq!(sorted(stack.files.files(share)), sorted(expected.clone()));
+    }
+    // What was stored: the whole-file MD5, the source's mtime (Put Range kept it).
     for (rel, data) in &expected {
         let (md5, mtime) = stack.files.file_properties("lean", rel).unwrap();
         assert_eq!(md5.as_deref(), Some(&Md5::digest(data)[..]), "{rel}");

@@ -9,7 +9,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::storage::checksum::BodySum;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use rustic_core::{
@@ -150,13 +149,14 @@ impl ObjectBackend {
             .start_upload(path, meta.size, meta.mtime, CHUNK)
             .await?;
         let chunks = meta.size.div_ceil(CHUNK);
+        let checksum = self.write.capability().chunk_checksum;
         let put = futures::stream::iter(0..chunks)
             .map(|index| {
                 let offset = index * CHUNK;
                 let piece = data.slice(offset as usize..(offset + CHUNK).min(meta.size) as usize);
                 let upload = upload.clone();
                 async move {
-                    let sum = BodySum::crc64_of(&piece);
+                    let sum = checksum.of(&piece).await?;
                     upload.put_chunk(index, offset, piece, sum).await
                 }
             })

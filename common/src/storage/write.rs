@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::checksum::BodySum;
+use super::checksum::{BodySum, ChunkChecksum};
 pub use crate::check::CheckFailure;
 use crate::error::Result;
 
@@ -47,6 +47,8 @@ pub struct Capability {
     pub resumable_staging: bool,
     /// Two names that differ only in case are one file (Azure Files).
     pub names_ignore_case: bool,
+    /// The integrity value each chunk's request carries (see [`super::checksum`]).
+    pub chunk_checksum: ChunkChecksum,
     /// The steps `check` runs, in order (an SFTP target has a handshake; Azure has none).
     pub check_steps: &'static [crate::check::Step],
 }

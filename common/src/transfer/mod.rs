@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use crate::error::{Error, Result};
 use crate::message::TransferOptions;
 use crate::result::{FileError, JobResult};
-use crate::storage::checksum::BodySum;
+use crate::storage::checksum::ChunkChecksum;
 use crate::storage::{Destination, FileMeta, RemoteFile, Upload};
 use crate::storage::{ListItem, Source, SourceFile};
 pub use budget::{ChunkSlots, MemoryBudget};
@@ -129,6 +129,7 @@ pub async fn copy(
         }
     };
     let mut left_over = Vec::new();
+    let chunk_checksum = dest.capability().chunk_checksum;
     let copier = Arc::new(FileCopier {
         source,
         dest,
@@ -138,6 +139,7 @@ pub async fn copy(
         budget: ChunkSlots::new(options.upload_concurrency, memory),
         progress: progress.clone(),
         deadline,
+        chunk_checksum,
     });
     let mut names = NameGuard::new(copier.dest.as_ref());
     let file_slots = Arc::new(Semaphore::new(FILES_IN_FLIGHT));
@@ -291,6 +293,7 @@ struct FileCopier {
     budget: ChunkSlots,
     progress: Arc<Progress>,
     deadline: Option<Deadline>,
+    chunk_checksum: ChunkChecksum,
 }
 
 impl FileCopier {
@@ -406,7 +409,7 @@ impl FileCopier {
                 // The file's MD5 goes on beside the upload; the chunk's own request carries
                 // its CRC-64 (see `storage::checksum`).
                 whole.update(chunk.clone(), slot.clone()).await?;
-                let sum = BodySum::crc64_of(&chunk);
+                let sum = self.chunk_checksum.of(&chunk).await?;
                 // A staged chunk is reused only if it holds exactly these bytes.
                 if resumable.contains(&index)
                     && upload.reuse_chunk(index, offset, &chunk, sum).await?

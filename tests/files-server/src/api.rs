@@ -146,10 +146,16 @@ async fn handle(
         let restype = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .find(|(k, _)| k == "restype")
             .map(|(_, v)| v.into_owned());
-        let name = match comp.as_ref().or(restype.as_ref()) {
+        let mut name = match comp.as_ref().or(restype.as_ref()) {
             Some(what) => format!("{method} {what}"),
             None => method.to_string(),
         };
+        // What a write's body was checked by.
+        for (header, kind) in [("content-md5", " md5"), ("x-ms-content-crc64", " crc64")] {
+            if headers.contains_key(header) {
+                name.push_str(kind);
+            }
+        }
         *requests.entry(name).or_default() += 1;
     }
     let served = serve(&state, method, &uri, headers, body);

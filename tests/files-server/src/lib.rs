@@ -138,8 +138,9 @@ impl FilesServer {
     }
 
     /// Requests served since the last call, counted by `METHOD comp` (`GET list`, `PUT range`),
-    /// else `METHOD restype` (`PUT directory`), else `METHOD` (`PUT`: Create File); counting
-    /// starts again.
+    /// else `METHOD restype` (`PUT directory`), else `METHOD` (`PUT`: Create File), followed by
+    /// ` md5` / ` crc64` when the request carried Content-MD5 / x-ms-content-crc64 (`PUT range
+    /// crc64`); counting starts again.
     pub fn take_requests(&self) -> std::collections::BTreeMap<String, u64> {
         let mut requests = self
             .state

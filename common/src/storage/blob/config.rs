@@ -4,6 +4,7 @@
 use crate::config::Profile;
 use crate::error::Result;
 use crate::storage::azure::{AccountConfig, Service};
+use crate::storage::checksum::ChunkChecksum;
 
 pub use crate::storage::azure::account::AZURITE_KEY;
 
@@ -17,6 +18,7 @@ pub struct BlobConfig {
     pub container: Option<String>,
     /// Cap on parallel requests to this account (the seed's `maxConnections`).
     pub max_connections: Option<u32>,
+    pub chunk_checksum: ChunkChecksum,
 }
 
 impl BlobConfig {
@@ -33,6 +35,7 @@ impl BlobConfig {
             account,
             container,
             max_connections,
+            chunk_checksum: ChunkChecksum::from_profile(p)?,
         })
     }
 }

@@ -304,6 +304,7 @@ impl Destination for BlobDestination {
             resumable_staging: true,
             names_ignore_case: false,
             check_steps: &DESTINATION_STEPS,
+            chunk_checksum: self.cfg.chunk_checksum,
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::config::Profile;
 use crate::error::Result;
 use crate::storage::azure::{AccountConfig, Service};
+use crate::storage::checksum::ChunkChecksum;
 
 pub const OPT_SHARE_NAME: &str = "SHARE_NAME";
 /// Seconds after which a temporary whose writer stopped without letting it go (it was killed)
@@ -18,6 +19,7 @@ pub struct FilesConfig {
     /// The share used when a job names none (from the profile or a share-level SAS URL).
     pub share: Option<String>,
     pub resume_after_secs: u64,
+    pub chunk_checksum: ChunkChecksum,
 }
 
 impl FilesConfig {
@@ -33,6 +35,7 @@ impl FilesConfig {
             account,
             share,
             resume_after_secs,
+            chunk_checksum: ChunkChecksum::from_profile(p)?,
         })
     }
 }

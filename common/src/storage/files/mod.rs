@@ -23,7 +23,7 @@ use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
-use super::checksum::BodySum;
+use super::checksum::{BodySum, ChunkChecksum};
 use super::walk;
 use super::write::{put_whole, unix_now, Capability};
 use super::{
@@ -52,6 +52,7 @@ pub struct FilesDestination {
     stale: Arc<Mutex<Vec<String>>>,
     account: AccountConfig,
     resume_after_secs: u64,
+    chunk_checksum: ChunkChecksum,
 }
 
 impl FilesDestination {
@@ -77,6 +78,7 @@ impl FilesDestination {
         Ok(FilesDestination {
             client: Arc::new(FilesClient::new(&cfg, share)?),
             resume_after_secs: cfg.resume_after_secs,
+            chunk_checksum: cfg.chunk_checksum,
             account: cfg.account,
             prefix: prefix.to_string(),
             known_dirs: Mutex::new(HashSet::new()),
@@ -167,6 +169,7 @@ impl Destination for FilesDestination {
             resumable_staging: true,
             names_ignore_case: true,
             check_steps: &DESTINATION_STEPS,
+            chunk_checksum: self.chunk_checksum,
         }
     }
 

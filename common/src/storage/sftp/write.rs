@@ -22,7 +22,7 @@ use super::{walk, with_connection, SftpSource};
 use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, ErrorKind, Result};
-use crate::storage::checksum::BodySum;
+use crate::storage::checksum::{BodySum, ChunkChecksum};
 use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, HeldFile, Holdings, ListItem, RemoteFile, Source, Upload,
@@ -151,6 +151,7 @@ impl Destination for SftpDestination {
             resumable_staging: false,
             names_ignore_case: false,
             check_steps: &crate::check::SFTP_TARGET_STEPS,
+            chunk_checksum: ChunkChecksum::Crc64,
         }
     }
 

@@ -16,6 +16,9 @@ pub const CONCURRENCY: usize = 16;
 #[derive(Clone, Copy, PartialEq)]
 pub enum Tool {
     Ours,
+    /// Ours with chunks checked by MD5 instead of CRC-64 (`CHUNK_CHECKSUM=md5`): shows what
+    /// Azurite's JavaScript CRC-64 costs the machine.
+    OursMd5,
     Rclone,
 }
 
@@ -23,6 +26,7 @@ impl Tool {
     pub fn title(self) -> &'static str {
         match self {
             Tool::Ours => "backup-worker",
+            Tool::OursMd5 => "backup-worker, `CHUNK_CHECKSUM=md5`",
             Tool::Rclone => "rclone 1.75",
         }
     }
@@ -36,13 +40,18 @@ pub struct Tools {
 impl Tools {
     pub fn run(&self, tool: Tool, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
         match tool {
-            Tool::Ours => self.ours(sshd, src, sink),
+            Tool::Ours => self.ours(sshd, src, sink, None),
+            Tool::OursMd5 => self.ours(sshd, src, sink, Some("md5")),
             Tool::Rclone => self.rclone(sshd, src, sink),
         }
     }
 
-    fn ours(&self, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
-        let (storage, sink_vars) = sink.profile();
+    fn ours(&self, sshd: &Sshd, src: &Path, sink: &Sink, checksum: Option<&str>) -> Measure {
+        let (storage, mut sink_vars) = sink.profile();
+        if let Some(c) = checksum {
+            let var = format!("BACKUP_STORAGE_{}_CHUNK_CHECKSUM", storage.to_uppercase());
+            sink_vars.insert(var, c.into());
+        }
         let message = format!(
             r#"{{"kind": "backup", "job_id": "bench", "source": {{"storage": "office_nas", "path": "{}"}},
                 "destination": {{"storage": "{storage}", {place}}},
