@@ -24,6 +24,8 @@ struct Shared {
     pending: Mutex<VecDeque<(String, String, u64)>>,
     arrived: tokio::sync::Notify,
     outcomes: Mutex<HashMap<String, Outcome>>,
+    /// When the function first asked for an event: the end of its init.
+    first_poll: Mutex<Option<Instant>>,
 }
 
 pub struct RuntimeApi {
@@ -60,6 +62,11 @@ impl RuntimeApi {
             });
         });
         RuntimeApi { addr, shared }
+    }
+
+    /// When the function first asked for an event (process start to this is its init time).
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.shared.first_poll.lock().ok().and_then(|f| *f)
     }
 
     /// The value for `AWS_LAMBDA_RUNTIME_API`.
@@ -122,6 +129,9 @@ fn uuid_like() -> String {
 }
 
 async fn next(State(s): State<Arc<Shared>>) -> (HeaderMap, String) {
+    if let Ok(mut first) = s.first_poll.lock() {
+        first.get_or_insert_with(Instant::now);
+    }
     loop {
         let item = s.pending.lock().expect("lock").pop_front();
         if let Some((id, body, run_ms)) = item {

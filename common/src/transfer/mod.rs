@@ -36,9 +36,18 @@ pub use names::NameGuard;
 pub use progress::Progress;
 use reader::ResumingReader;
 
-/// Files read at the same time. Each open SFTP file keeps its own read-ahead, so this bounds
-/// that memory too; chunk slots bound the rest.
+/// Files of several chunks read at the same time. Each open SFTP file keeps its own read-ahead,
+/// so this bounds that memory too; chunk slots bound the rest.
 pub const FILES_IN_FLIGHT: usize = 4;
+
+/// Permits of the job's file pool: `upload_concurrency` of them (at least [`FILES_IN_FLIGHT`]).
+/// A file of one chunk takes one, a bigger file a quarter of the pool: up to `upload_concurrency`
+/// small files go at once (their latency, not their bytes, is what bounds them) while big files
+/// stay at four; every file's chunks still share the one budget of chunk slots.
+fn file_pool(options: &TransferOptions) -> (usize, u32) {
+    let pool = (options.upload_concurrency as usize).max(FILES_IN_FLIGHT);
+    (pool, (pool / FILES_IN_FLIGHT) as u32)
+}
 
 /// How many times a file is tried when its error is retryable (network, 5xx, changed source).
 const FILE_ATTEMPTS: usize = 2;
@@ -142,7 +151,8 @@ pub async fn copy(
         chunk_checksum,
     });
     let mut names = NameGuard::new(copier.dest.as_ref());
-    let file_slots = Arc::new(Semaphore::new(FILES_IN_FLIGHT));
+    let (pool, big_file_weight) = file_pool(options);
+    let file_slots = Arc::new(Semaphore::new(pool));
     let mut tasks: JoinSet<(SourceFile, Result<Outcome>)> = JoinSet::new();
 
     while let Some(item) = items.recv().await {
@@ -195,9 +205,14 @@ pub async fn copy(
             continue;
         }
         progress.file_queued(file.size);
+        let weight = if file.size <= copier.chunk_size as u64 {
+            1
+        } else {
+            big_file_weight
+        };
         let slot = file_slots
             .clone()
-            .acquire_owned()
+            .acquire_many_owned(weight)
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let copier = copier.clone();

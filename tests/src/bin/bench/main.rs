@@ -1,13 +1,15 @@
 //! `./dev bench`: backup-worker against rclone 1.75 on the same loopback stack, same files, same
 //! chunk size and requests in flight, in one run, side by side as ratios, next to the limits of
 //! the link (see `speed`). `./dev bench restore` and `./dev bench snapshot` measure the other
-//! directions and modes. The machine is shared and noisy: read the ratios and medians.
+//! directions and modes, `./dev bench init` a Lambda cold start's init. The machine is shared
+//! and noisy: read the ratios and medians.
 
 use std::io::Write;
 use std::path::Path;
 
 use harness::stack::{pattern, Stack};
 
+mod init;
 mod limits;
 mod measure;
 mod restore;
@@ -49,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("restore") => return restore::rows(&tools.runner, &Stack::start()).await,
         Some("snapshot") => return snapshot::rows(&tools.runner, &Stack::start()).await,
+        Some("init") => {
+            let dist = exe_dir.join("../dist/bootstrap");
+            let release = exe_dir.join("bootstrap");
+            return init::rows(&[("dist (shipped)", &dist), ("release", &release)]);
+        }
         _ => {}
     }
     let choice = choose(&args)?;
