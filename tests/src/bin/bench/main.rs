@@ -35,7 +35,10 @@ async fn main() -> anyhow::Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let tools = tools::Tools {
-        runner: exe_dir.join("backup-worker"),
+        // BENCH_RUNNER: another build of the runner (`target/dist/backup-worker`, what ships).
+        runner: std::env::var_os("BENCH_RUNNER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| exe_dir.join("backup-worker")),
         rclone: harness::repo_root().join(".tools/venv/bin/rclone"),
     };
     for built in [&tools.runner, &exe_dir.join("files-server")] {
