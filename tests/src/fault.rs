@@ -224,9 +224,18 @@ async fn forward(mut client: TcpStream, target: u16, rules: Policy, counters: Ar
 /// The stack's profiles with the SFTP source reached through `proxy`.
 pub fn through(stack: &Stack, proxy: &FaultProxy, extra: &[(&str, &str)]) -> Profiles {
     let mut vars = stack.vars();
+    route_sftp(&mut vars, proxy.port);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Profiles::from_vars(vars)
+}
+
+/// Point the `office_nas` profile in `vars` at `port` (a proxy in front of sshd).
+pub fn route_sftp(vars: &mut std::collections::HashMap<String, String>, port: u16) {
     vars.insert(
         "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
-        proxy.port.to_string(),
+        port.to_string(),
     );
     // The known_hosts entry names sshd's own port; the proxy's port is another.
     vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
@@ -234,8 +243,4 @@ pub fn through(stack: &Stack, proxy: &FaultProxy, extra: &[(&str, &str)]) -> Pro
         "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
         "true".into(),
     );
-    for (k, v) in extra {
-        vars.insert(k.to_string(), v.to_string());
-    }
-    Profiles::from_vars(vars)
 }

@@ -25,6 +25,17 @@ fn message(path: &Path, share: &str, prefix: &str, extra: &str) -> String {
 
 const SMALL_CHUNKS: &str = r#", "options": {"chunk_size": "1MiB", "upload_concurrency": 4}"#;
 
+/// A source file's modification time, in Unix seconds.
+fn mtime_of(path: &Path) -> i64 {
+    fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 fn sorted(mut v: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
@@ -102,13 +113,7 @@ async fn a_tree_lands_in_a_share_byte_for_byte() {
             Some(&Md5::digest(data)[..]),
             "{path} Content-MD5"
         );
-        let source_mtime = fs::metadata(src.join(rel))
-            .unwrap()
-            .modified()
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let source_mtime = mtime_of(&src.join(rel));
         assert_eq!(
             mtime, source_mtime,
             "{path}: last write time is the source mtime"
@@ -370,13 +375,7 @@ async fn a_small_file_costs_three_requests_and_a_big_ones_ranges_carry_crc64_or_
     for (rel, data) in &expected {
         let (md5, mtime) = stack.files.file_properties("lean", rel).unwrap();
         assert_eq!(md5.as_deref(), Some(&Md5::digest(data)[..]), "{rel}");
-        let source_mtime = fs::metadata(src.join(rel))
-            .unwrap()
-            .modified()
-            .unwrap()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let source_mtime = mtime_of(&src.join(rel));
         assert_eq!(
             mtime, source_mtime,
             "{rel}: last write time is the source mtime"

@@ -42,18 +42,7 @@ fn through(stack: &Stack, storage: &str, proxy: &FaultProxy) -> Profiles {
             let url = endpoint(stack.files.port(), stack.files.endpoint());
             vars.insert("BACKUP_STORAGE_FILESHARE_ENDPOINT".into(), url);
         }
-        _ => {
-            vars.insert(
-                "BACKUP_STORAGE_OFFICE_NAS_SSH_PORT".into(),
-                proxy.port.to_string(),
-            );
-            // The known_hosts entry names sshd's own port; the proxy's port is another.
-            vars.remove("BACKUP_STORAGE_OFFICE_NAS_SSH_KNOWN_HOSTS_FILE");
-            vars.insert(
-                "BACKUP_STORAGE_OFFICE_NAS_SSH_SKIP_HOST_KEY_CHECK".into(),
-                "true".into(),
-            );
-        }
+        _ => harness::fault::route_sftp(&mut vars, proxy.port),
     }
     Profiles::from_vars(vars)
 }
