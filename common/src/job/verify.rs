@@ -42,8 +42,8 @@ async fn execute(job: &VerifyJob, ctx: &Run<'_>, result: &mut JobResult) -> Resu
     if let Some((source, root)) = &source {
         result.source = Some(format!("{}{root}", source.describe()));
     }
-    let budget = ChunkSlots::new(job.options.upload_concurrency, ctx.memory.clone());
     let chunk = job.options.chunk_size.bytes() as usize;
+    let budget = ChunkSlots::new(job.options.upload_concurrency, chunk, ctx.memory.clone());
     let held = check_mirror(mirror, &filter, chunk, budget.clone(), result).await?;
     if let Some((source, root)) = source {
         let compare = Compare {

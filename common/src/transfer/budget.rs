@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::buffers::ChunkBuffers;
+
 use crate::error::{Error, Result};
 use crate::message::{ByteSize, GIB, KIB, MIB};
 
@@ -100,12 +102,17 @@ impl MemoryBudget {
 }
 
 /// Where a chunk's memory comes from: one of its job's `upload_concurrency` slots, and its
-/// bytes in the process budget.
+/// bytes in the process budget; its buffer from the job's recycled ones.
 #[derive(Clone)]
 pub struct ChunkSlots {
     job: Arc<Semaphore>,
     memory: Arc<MemoryBudget>,
+    buffers: Arc<ChunkBuffers>,
 }
+
+/// Idle chunk buffers a job keeps: in full flight a returned buffer is soon taken again, so a
+/// few suffice; this bounds what a job winding down holds beside the budget.
+const IDLE_BUFFERS: usize = 4;
 
 /// One chunk's place in memory; given back when dropped.
 pub struct ChunkSlot {
@@ -114,11 +121,17 @@ pub struct ChunkSlot {
 }
 
 impl ChunkSlots {
-    pub fn new(upload_concurrency: u32, memory: Arc<MemoryBudget>) -> Self {
+    pub fn new(upload_concurrency: u32, chunk_size: usize, memory: Arc<MemoryBudget>) -> Self {
         ChunkSlots {
             job: Arc::new(Semaphore::new(upload_concurrency.max(1) as usize)),
             memory,
+            buffers: ChunkBuffers::new(chunk_size, IDLE_BUFFERS),
         }
+    }
+
+    /// The job's chunk buffers (see [`ChunkBuffers`]).
+    pub fn buffers(&self) -> Arc<ChunkBuffers> {
+        self.buffers.clone()
     }
 
     /// Wait for a slot of the job, then for `bytes` of the process budget.

@@ -6,6 +6,7 @@
 //! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
 
 pub mod budget;
+mod buffers;
 mod decide;
 pub mod digest;
 pub mod filter;
@@ -145,7 +146,11 @@ pub async fn copy(
         root: root.to_string(),
         chunk_size: options.chunk_size.bytes() as usize,
         max_stream_size: options.max_stream_size.bytes(),
-        budget: ChunkSlots::new(options.upload_concurrency, memory),
+        budget: ChunkSlots::new(
+            options.upload_concurrency,
+            options.chunk_size.bytes() as usize,
+            memory,
+        ),
         progress: progress.clone(),
         deadline,
         chunk_checksum,
@@ -355,7 +360,9 @@ impl FileCopier {
                 }
             }
         }
-        let mut reader = ResumingReader::open(self.source.clone(), &self.root, &file.path).await?;
+        let mut reader = ResumingReader::open(self.source.clone(), &self.root, &file.path)
+            .await?
+            .recycling(self.budget.buffers());
         if file.size <= self.chunk_size as u64 {
             self.copy_small(file, &mut reader).await
         } else {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::ChunkSlots;
+use super::buffers::ChunkBuffers;
 use super::digest::FileMd5;
 use crate::error::Result;
 use crate::storage::{Source, SourceReader};
@@ -30,6 +31,8 @@ pub struct ResumingReader {
     reopened_at: u64,
     /// What the storage said the whole file's MD5 is when it was first opened.
     stored_md5: Option<[u8; 16]>,
+    /// Where chunk buffers come from and go back to (else each is allocated).
+    buffers: Option<Arc<ChunkBuffers>>,
 }
 
 impl ResumingReader {
@@ -44,7 +47,14 @@ impl ResumingReader {
             reader,
             reopens: 0,
             reopened_at: 0,
+            buffers: None,
         })
+    }
+
+    /// Read into buffers of `buffers`, handed back there once a chunk is dropped.
+    pub fn recycling(mut self, buffers: Arc<ChunkBuffers>) -> Self {
+        self.buffers = Some(buffers);
+        self
     }
 
     /// The MD5 the storage holds for this file, if it keeps one (a mirror's Content-MD5).
@@ -55,12 +65,18 @@ impl ResumingReader {
     /// The next `len` bytes, fewer only at end of file. Bytes read before a failure are kept:
     /// the file is reopened where they end.
     pub async fn read_chunk(&mut self, len: usize) -> Result<Bytes> {
-        let mut buf = BytesMut::with_capacity(len);
+        let mut buf = match &self.buffers {
+            Some(buffers) => buffers.take(len),
+            None => BytesMut::with_capacity(len),
+        };
         loop {
             let failure = match self.reader.read_into(&mut buf, len).await {
                 Ok(()) => {
                     self.offset += buf.len() as u64;
-                    return Ok(buf.freeze());
+                    return Ok(match &self.buffers {
+                        Some(buffers) => buffers.freeze(buf),
+                        None => buf.freeze(),
+                    });
                 }
                 Err(e) if e.is_retryable() => e,
                 Err(e) => return Err(e),
@@ -101,7 +117,9 @@ pub async fn read_md5(
     chunk_size: usize,
     slots: &ChunkSlots,
 ) -> Result<ReadDigest> {
-    let mut reader = ResumingReader::open(source.clone(), root, path).await?;
+    let mut reader = ResumingReader::open(source.clone(), root, path)
+        .await?
+        .recycling(slots.buffers());
     let mut md5 = FileMd5::new();
     let mut len = 0;
     loop {
