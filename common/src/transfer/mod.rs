@@ -4,6 +4,8 @@
 //! Memory: the job owns `upload_concurrency` chunk slots. A chunk is read only after it got a
 //! slot and gives it back when the destination acknowledged it, so at most
 //! `chunk_size × upload_concurrency` bytes of file data are in memory, whatever the file sizes.
+//! Chunk buffers go back to the job when their last reader drops them and serve the next
+//! reads (`buffers`), so the allocator never holds freed chunks beside the live ones.
 
 pub mod budget;
 mod buffers;
