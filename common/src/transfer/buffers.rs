@@ -36,7 +36,7 @@ impl ChunkBuffers {
     /// An empty buffer with room for `len` bytes: for a chunk (up to the chunk size, at least
     /// [`SMALLEST_POOLED`]) an idle buffer or a new one of the chunk size, else one of `len`.
     pub fn take(&self, len: usize) -> BytesMut {
-        if !(SMALLEST_POOLED..=self.size).contains(&len) {
+        if !self.pools(len) {
             return BytesMut::with_capacity(len);
         }
         match self.lock().pop() {
@@ -51,13 +51,18 @@ impl ChunkBuffers {
     /// Freeze `buf` (from [`ChunkBuffers::take`]) so that its memory comes back here once
     /// every copy of the returned bytes is dropped.
     pub fn freeze(self: &Arc<Self>, buf: BytesMut) -> Bytes {
-        if buf.capacity() != self.size || self.size < SMALLEST_POOLED {
+        if buf.capacity() != self.size || !self.pools(self.size) {
             return buf.freeze();
         }
         Bytes::from_owner(Recycled {
             data: buf,
             home: self.clone(),
         })
+    }
+
+    /// Whether a read of `len` bytes gets a pooled buffer.
+    fn pools(&self, len: usize) -> bool {
+        (SMALLEST_POOLED..=self.size).contains(&len)
     }
 
     /// Buffers waiting to be used again.

@@ -142,17 +142,14 @@ pub async fn copy(
     };
     let mut left_over = Vec::new();
     let chunk_checksum = dest.capability().chunk_checksum;
+    let chunk_size = options.chunk_size.bytes() as usize;
     let copier = Arc::new(FileCopier {
         source,
         dest,
         root: root.to_string(),
-        chunk_size: options.chunk_size.bytes() as usize,
+        chunk_size,
         max_stream_size: options.max_stream_size.bytes(),
-        budget: ChunkSlots::new(
-            options.upload_concurrency,
-            options.chunk_size.bytes() as usize,
-            memory,
-        ),
+        budget: ChunkSlots::new(options.upload_concurrency, chunk_size, memory),
         progress: progress.clone(),
         deadline,
         chunk_checksum,
