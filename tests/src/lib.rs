@@ -9,6 +9,7 @@ pub mod entra;
 pub mod fault;
 pub mod identity;
 pub mod lambda;
+pub mod latency;
 pub mod moto;
 pub mod pki;
 pub mod restic;

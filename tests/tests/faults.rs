@@ -220,3 +220,76 @@ async fn a_file_rewritten_while_its_read_stalls_is_not_committed_as_a_mix() {
     assert!(stored == new, "the stored file is not the new version");
     assert_eq!(md5.as_deref(), Some(&md5::Md5::digest(&stored)[..]));
 }
+
+/// The benchmark's far-away link (`harness::latency`, `BENCH_RTT_MS`): every byte arrives, in
+/// order, and a round trip costs two delays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delayed_link_keeps_every_byte_in_order_and_costs_two_delays_a_round_trip() {
+    use harness::latency::LatencyProxy;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut conn, _) = echo.accept().await.unwrap();
+        let (mut rx, mut tx) = conn.split();
+        tokio::io::copy(&mut rx, &mut tx).await.unwrap();
+    });
+    let one_way = Duration::from_millis(40);
+    let proxy = LatencyProxy::start(target, one_way);
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    conn.write_all(b"ping").await.unwrap();
+    let mut pong = [0u8; 4];
+    conn.read_exact(&mut pong).await.unwrap();
+    let round_trip = started.elapsed();
+    assert_eq!(&pong, b"ping");
+    assert!(round_trip >= 2 * one_way, "round trip {round_trip:?}");
+    // Far more than one read of the proxy, written while the echo flows back.
+    let data = pattern(3 * MIB as usize, 9);
+    let (mut rx, mut tx) = conn.into_split();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move { tx.write_all(&sent).await.unwrap() });
+    let mut back = vec![0u8; data.len()];
+    rx.read_exact(&mut back).await.unwrap();
+    writer.await.unwrap();
+    assert!(back == data, "the bytes came back changed or out of order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_over_a_far_away_sftp_link_is_whole() {
+    use harness::latency::LatencyProxy;
+    let stack = Stack::start();
+    stack.azurite.create_container("far").await;
+    let src = stack.source_dir("far");
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("f{i}.bin"),
+                pattern((i as usize + 1) * 700 * 1024, i),
+            )
+        })
+        .collect();
+    for (name, data) in &files {
+        write_file(&src, name, data);
+    }
+    let proxy = LatencyProxy::start(stack.sshd.port, Duration::from_millis(10));
+    let mut vars = stack.vars();
+    harness::fault::route_sftp(&mut vars, proxy.port);
+    let profiles = backup_common::config::Profiles::from_vars(vars);
+    let r = stack
+        .run_with(
+            &backup(&src, r#"{"storage": "archive", "container": "far"}"#),
+            &profiles,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.files.copied),
+        (JobStatus::Succeeded, 6),
+        "{r:#?}"
+    );
+    for (name, data) in &files {
+        assert!(stack.azurite.read("far", name).await == *data, "{name}");
+    }
+}

@@ -9,21 +9,28 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use harness::sshd::{Sshd, TEST_USER};
+use harness::sshd::TEST_USER;
 
 use super::measure::{measure, Measure, MIB};
-use super::sinks::{Sink, CONTAINER};
-use super::tools::CONCURRENCY;
+use super::sinks::Sink;
+use super::tools::{Source, CONCURRENCY};
 
 /// The cipher our SFTP client puts first when the CPU has AES instructions
 /// (`common/src/storage/sftp/connect.rs`); `ssh cat` uses the same one.
 pub const CIPHER: &str = "aes256-gcm@openssh.com";
 
 /// Read every file of `dir` through one SSH channel into /dev/null.
-pub fn ssh_cat(sshd: &Sshd, dir: &Path) -> Measure {
+pub fn ssh_cat(at: &Source, dir: &Path) -> Measure {
     let child = Command::new("ssh")
-        .args(["-T", "-c", CIPHER, "-p", &sshd.port.to_string(), "-i"])
-        .arg(sshd.client_key())
+        .args([
+            "-T",
+            "-c",
+            CIPHER,
+            "-p",
+            &at.link.sftp_port().to_string(),
+            "-i",
+        ])
+        .arg(at.sshd.client_key())
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
         .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
         .arg(format!("{TEST_USER}@127.0.0.1"))
@@ -60,9 +67,8 @@ fn load(dir: &Path) -> std::io::Result<Vec<(String, Bytes)>> {
 pub async fn sink_put(sink: &Sink, dir: &Path) -> anyhow::Result<Duration> {
     let files = load(dir)?;
     let started = Instant::now();
-    match sink {
-        Sink::Blob(azurite) => {
-            let sas = azurite.container_sas_url(CONTAINER, "cw", 3600);
+    match sink.container_sas_url() {
+        Some(sas) => {
             let (base, query) = sas
                 .split_once('?')
                 .ok_or_else(|| anyhow::anyhow!("a SAS URL has a query"))?;
@@ -80,7 +86,7 @@ pub async fn sink_put(sink: &Sink, dir: &Path) -> anyhow::Result<Duration> {
                 .try_collect::<()>()
                 .await?;
         }
-        Sink::Files { .. } => {
+        None => {
             let client = sink.files_client()?;
             let mut dirs: Vec<String> = files
                 .iter()

@@ -11,6 +11,7 @@ use harness::stack::{pattern, Stack};
 
 mod init;
 mod limits;
+mod link;
 mod measure;
 mod restore;
 mod sets;
@@ -95,9 +96,17 @@ fn choose(args: &[String]) -> anyhow::Result<speed::Choice> {
         Err(_) => 3,
     };
     anyhow::ensure!(reps >= 1, "BENCH_REPS must be at least 1");
+    let round_trip = match std::env::var("BENCH_RTT_MS") {
+        Ok(v) => v
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| anyhow::anyhow!("BENCH_RTT_MS={v:?} is not a count of milliseconds"))?,
+        Err(_) => std::time::Duration::ZERO,
+    };
     Ok(speed::Choice {
         sets,
         services,
         reps,
+        round_trip,
     })
 }

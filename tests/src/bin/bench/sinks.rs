@@ -11,6 +11,9 @@ use backup_common::storage::azure::account::AZURITE_KEY;
 use backup_common::storage::files::client::{DirEntry, FilesClient};
 use backup_common::storage::files::FilesConfig;
 use harness::azurite::{Azurite, ACCOUNT};
+use harness::latency::LatencyProxy;
+
+use super::link::{port_of, with_port, Link};
 
 pub const CONTAINER: &str = "bench";
 /// The share the test server's own binary creates at start.
@@ -31,18 +34,40 @@ impl Service {
     }
 }
 
-pub enum Sink {
+pub struct Sink {
+    server: Server,
+    /// Where the tools reach it: the server itself, or a delay line in front of it.
+    endpoint: String,
+    _delay: Option<LatencyProxy>,
+}
+
+enum Server {
     Blob(Azurite),
-    Files { child: Child, endpoint: String },
+    Files(Child),
 }
 
 impl Sink {
-    pub async fn start(service: Service, exe_dir: &Path) -> anyhow::Result<Sink> {
+    /// A fresh sink of `service`, reached over `link`.
+    pub async fn start(service: Service, exe_dir: &Path, link: &Link) -> anyhow::Result<Sink> {
+        let (server, endpoint) = Self::start_server(service, exe_dir).await?;
+        let delay = port_of(&endpoint).and_then(|port| link.to_sink(port));
+        Ok(Sink {
+            endpoint: match &delay {
+                Some(proxy) => with_port(&endpoint, proxy.port),
+                None => endpoint,
+            },
+            server,
+            _delay: delay,
+        })
+    }
+
+    async fn start_server(service: Service, exe_dir: &Path) -> anyhow::Result<(Server, String)> {
         match service {
             Service::Blob => {
                 let azurite = Azurite::start();
                 azurite.create_container(CONTAINER).await;
-                Ok(Sink::Blob(azurite))
+                let endpoint = azurite.endpoint();
+                Ok((Server::Blob(azurite), endpoint))
             }
             Service::Files => {
                 let mut child = Command::new(exe_dir.join("files-server"))
@@ -58,30 +83,39 @@ impl Sink {
                     .and_then(|(_, rest)| rest.split_once(' '))
                     .map(|(url, _)| url.to_string())
                     .ok_or_else(|| anyhow::anyhow!("files-server printed {line:?}"))?;
-                Ok(Sink::Files { child, endpoint })
+                Ok((Server::Files(child), endpoint))
             }
         }
     }
 
     pub fn pid(&self) -> u32 {
-        match self {
-            Sink::Blob(a) => a.pid(),
-            Sink::Files { child, .. } => child.id(),
+        match &self.server {
+            Server::Blob(a) => a.pid(),
+            Server::Files(child) => child.id(),
         }
     }
 
     pub fn endpoint(&self) -> String {
-        match self {
-            Sink::Blob(a) => a.endpoint(),
-            Sink::Files { endpoint, .. } => endpoint.clone(),
-        }
+        self.endpoint.clone()
+    }
+
+    /// Blob only: a SAS URL (create, write) of the bench container, reached like `endpoint`.
+    pub fn container_sas_url(&self) -> Option<String> {
+        let Server::Blob(azurite) = &self.server else {
+            return None;
+        };
+        let sas = azurite.container_sas_url(CONTAINER, "cw", 3600);
+        Some(match port_of(&self.endpoint) {
+            Some(port) => with_port(&sas, port),
+            None => sas,
+        })
     }
 
     /// The profile variables of our storage for this sink, and its name.
     pub fn profile(&self) -> (&'static str, HashMap<String, String>) {
-        let (storage, env, kind, account, key) = match self {
-            Sink::Blob(_) => ("archive", "ARCHIVE", "azureblob", ACCOUNT, AZURITE_KEY),
-            Sink::Files { .. } => (
+        let (storage, env, kind, account, key) = match self.server {
+            Server::Blob(_) => ("archive", "ARCHIVE", "azureblob", ACCOUNT, AZURITE_KEY),
+            Server::Files(_) => (
                 "fileshare",
                 "FILESHARE",
                 "azurefiles",
@@ -101,9 +135,9 @@ impl Sink {
 
     /// The destination object of a backup message.
     pub fn place(&self) -> String {
-        match self {
-            Sink::Blob(_) => format!(r#""container": "{CONTAINER}""#),
-            Sink::Files { .. } => format!(r#""share": "{SHARE}""#),
+        match self.server {
+            Server::Blob(_) => format!(r#""container": "{CONTAINER}""#),
+            Server::Files(_) => format!(r#""share": "{SHARE}""#),
         }
     }
 
@@ -111,14 +145,14 @@ impl Sink {
     pub fn rclone_remote(&self) -> (String, Vec<(String, String)>) {
         let mut env = vec![("RCLONE_CONFIG_DEST_ENDPOINT".into(), self.endpoint())];
         let mut set = |k: &str, v: &str| env.push((format!("RCLONE_CONFIG_DEST_{k}"), v.into()));
-        match self {
-            Sink::Blob(_) => {
+        match self.server {
+            Server::Blob(_) => {
                 set("TYPE", "azureblob");
                 set("ACCOUNT", ACCOUNT);
                 set("KEY", AZURITE_KEY);
                 (format!("dest:{CONTAINER}"), env)
             }
-            Sink::Files { .. } => {
+            Server::Files(_) => {
                 set("TYPE", "azurefiles");
                 set("ACCOUNT", files_server::ACCOUNT);
                 set("KEY", files_server::KEY);
@@ -130,9 +164,9 @@ impl Sink {
 
     /// rclone's chunk and concurrency flags for this backend.
     pub fn rclone_flags(&self, chunk: &str, concurrency: usize) -> Vec<String> {
-        let backend = match self {
-            Sink::Blob(_) => "azureblob",
-            Sink::Files { .. } => "azurefiles",
+        let backend = match self.server {
+            Server::Blob(_) => "azureblob",
+            Server::Files(_) => "azurefiles",
         };
         vec![
             format!("--{backend}-chunk-size"),
@@ -144,9 +178,9 @@ impl Sink {
 
     /// How many files the destination holds (temporaries included: a finished run has none).
     pub async fn count_files(&self) -> anyhow::Result<usize> {
-        match self {
-            Sink::Blob(a) => Ok(a.list(CONTAINER).await.len()),
-            Sink::Files { .. } => {
+        match &self.server {
+            Server::Blob(a) => Ok(a.list(CONTAINER).await.len()),
+            Server::Files(_) => {
                 let client = self.files_client()?;
                 let mut dirs = vec![String::new()];
                 let mut files = 0;
@@ -178,7 +212,7 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if let Sink::Files { child, .. } = self {
+        if let Server::Files(child) = &mut self.server {
             let _ = child.kill();
             let _ = child.wait();
         }

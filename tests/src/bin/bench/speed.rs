@@ -9,15 +9,18 @@ use std::path::Path;
 use harness::sshd::Sshd;
 
 use super::limits;
+use super::link::Link;
 use super::measure::{median, CpuWatch, MIB};
 use super::sets::Set;
 use super::sinks::{Service, Sink};
-use super::tools::{Tool, Tools};
+use super::tools::{Source, Tool, Tools};
 
 pub struct Choice {
     pub sets: Vec<Set>,
     pub services: Vec<Service>,
     pub reps: usize,
+    /// Added to loopback's round trip (`BENCH_RTT_MS`; zero: loopback as it is).
+    pub round_trip: std::time::Duration,
 }
 
 /// One run's figures.
@@ -44,9 +47,15 @@ fn medians(samples: &[Sample]) -> Sample {
 
 pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Result<()> {
     let sshd = Sshd::start();
+    let link = Link::new(&sshd, choice.round_trip);
+    let at = Source {
+        sshd: &sshd,
+        link: &link,
+    };
     println!(
-        "SFTP (loopback sshd) -> Azure, chunk 4 MiB, 16 requests in flight, release builds, \
+        "SFTP (sshd) -> Azure over {}, chunk 4 MiB, 16 requests in flight, release builds, \
          medians of {} runs each\n",
+        link.describe(),
         choice.reps
     );
     println!("| set | destination | run | wall s | MB/s | files/s | peak RSS MiB | CPU s | sshd CPU s | sink CPU s |");
@@ -58,7 +67,7 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
             .map(|_| {
                 // sshd's share is not shown: the session serving a command is not reaped
                 // into the listener's time as an SFTP session is.
-                let m = limits::ssh_cat(&sshd, &dir);
+                let m = limits::ssh_cat(&at, &dir);
                 Sample {
                     wall: m.wall.as_secs_f64(),
                     cpu: m.cpu,
@@ -80,7 +89,7 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
             } else {
                 let mut walls = Vec::new();
                 for _ in 0..choice.reps {
-                    let sink = Sink::start(*service, exe_dir).await?;
+                    let sink = Sink::start(*service, exe_dir, &link).await?;
                     walls.push(limits::sink_put(&sink, &dir).await?.as_secs_f64());
                 }
                 let put = Sample {
@@ -99,7 +108,7 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
             };
             let runs = side_by_side(
                 tools,
-                &sshd,
+                &at,
                 exe_dir,
                 &dir,
                 *set,
@@ -137,7 +146,7 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
 #[allow(clippy::too_many_arguments)]
 async fn side_by_side(
     tools: &Tools,
-    sshd: &Sshd,
+    at: &Source<'_>,
     exe_dir: &Path,
     dir: &Path,
     set: Set,
@@ -151,8 +160,8 @@ async fn side_by_side(
         for turn in 0..which.len() {
             let slot = (rep + turn) % which.len();
             let tool = which[slot];
-            let sink = Sink::start(service, exe_dir).await?;
-            first[slot].push(one_run(tools, tool, sshd, dir, &sink));
+            let sink = Sink::start(service, exe_dir, at.link).await?;
+            first[slot].push(one_run(tools, tool, at, dir, &sink));
             let held = sink.count_files().await?;
             anyhow::ensure!(
                 held as u64 == set.files(),
@@ -162,7 +171,7 @@ async fn side_by_side(
                 set.files()
             );
             if set == Set::SmallFiles {
-                again[slot].push(one_run(tools, tool, sshd, dir, &sink));
+                again[slot].push(one_run(tools, tool, at, dir, &sink));
             }
         }
     }
@@ -173,9 +182,9 @@ async fn side_by_side(
         .collect())
 }
 
-fn one_run(tools: &Tools, tool: Tool, sshd: &Sshd, dir: &Path, sink: &Sink) -> Sample {
-    let watch = CpuWatch::start(&[sshd.pid(), sink.pid()]);
-    let m = tools.run(tool, sshd, dir, sink);
+fn one_run(tools: &Tools, tool: Tool, at: &Source, dir: &Path, sink: &Sink) -> Sample {
+    let watch = CpuWatch::start(&[at.sshd.pid(), sink.pid()]);
+    let m = tools.run(tool, at, dir, sink);
     let spent = watch.stop();
     Sample {
         wall: m.wall.as_secs_f64(),

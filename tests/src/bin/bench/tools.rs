@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use harness::sshd::{Sshd, TEST_USER};
 
+use super::link::Link;
 use super::measure::{measure, Measure};
 use super::sinks::Sink;
 
@@ -32,21 +33,27 @@ impl Tool {
     }
 }
 
+/// The SFTP server both tools read, and how they reach it.
+pub struct Source<'a> {
+    pub sshd: &'a Sshd,
+    pub link: &'a Link,
+}
+
 pub struct Tools {
     pub runner: PathBuf,
     pub rclone: PathBuf,
 }
 
 impl Tools {
-    pub fn run(&self, tool: Tool, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
+    pub fn run(&self, tool: Tool, at: &Source, src: &Path, sink: &Sink) -> Measure {
         match tool {
-            Tool::Ours => self.ours(sshd, src, sink, None),
-            Tool::OursMd5 => self.ours(sshd, src, sink, Some("md5")),
-            Tool::Rclone => self.rclone(sshd, src, sink),
+            Tool::Ours => self.ours(at, src, sink, None),
+            Tool::OursMd5 => self.ours(at, src, sink, Some("md5")),
+            Tool::Rclone => self.rclone(at, src, sink),
         }
     }
 
-    fn ours(&self, sshd: &Sshd, src: &Path, sink: &Sink, checksum: Option<&str>) -> Measure {
+    fn ours(&self, at: &Source, src: &Path, sink: &Sink, checksum: Option<&str>) -> Measure {
         let (storage, mut sink_vars) = sink.profile();
         if let Some(c) = checksum {
             let var = format!("BACKUP_STORAGE_{}_CHUNK_CHECKSUM", storage.to_uppercase());
@@ -59,7 +66,10 @@ impl Tools {
             src.display(),
             place = sink.place(),
         );
-        let mut vars: HashMap<String, String> = harness::stack::source_vars(sshd);
+        let mut vars: HashMap<String, String> = harness::stack::source_vars(at.sshd);
+        if at.link.proxied() {
+            harness::fault::route_sftp(&mut vars, at.link.sftp_port());
+        }
         vars.extend(sink_vars);
         let child =
             harness::runner::spawn_with_vars(&self.runner, vars, &message, &[("RUST_LOG", "warn")]);
@@ -73,7 +83,7 @@ impl Tools {
         m
     }
 
-    fn rclone(&self, sshd: &Sshd, src: &Path, sink: &Sink) -> Measure {
+    fn rclone(&self, at: &Source, src: &Path, sink: &Sink) -> Measure {
         let (remote, sink_env) = sink.rclone_remote();
         let child = Command::new(&self.rclone)
             .args(["copy", &format!("nas:{}", src.display()), &remote])
@@ -81,9 +91,9 @@ impl Tools {
             .args(sink.rclone_flags("4Mi", CONCURRENCY))
             .env("RCLONE_CONFIG_NAS_TYPE", "sftp")
             .env("RCLONE_CONFIG_NAS_HOST", "127.0.0.1")
-            .env("RCLONE_CONFIG_NAS_PORT", sshd.port.to_string())
+            .env("RCLONE_CONFIG_NAS_PORT", at.link.sftp_port().to_string())
             .env("RCLONE_CONFIG_NAS_USER", TEST_USER)
-            .env("RCLONE_CONFIG_NAS_KEY_FILE", sshd.client_key())
+            .env("RCLONE_CONFIG_NAS_KEY_FILE", at.sshd.client_key())
             .env("RCLONE_CONFIG_NAS_SHELL_TYPE", "unix")
             .envs(sink_env)
             .stdout(Stdio::null())
