@@ -359,14 +359,32 @@ impl FileCopier {
                 }
             }
         }
-        let mut reader = ResumingReader::open(self.source.clone(), &self.root, &file.path)
-            .await?
-            .recycling(self.budget.buffers());
         if file.size <= self.chunk_size as u64 {
+            let mut reader = self.open(file).await?;
             self.copy_small(file, &mut reader).await
         } else {
-            self.copy_chunked(file, &mut reader).await
+            self.copy_chunked(file).await
         }
+    }
+
+    async fn open(&self, file: &SourceFile) -> Result<ResumingReader> {
+        Ok(
+            ResumingReader::open(self.source.clone(), &self.root, &file.path)
+                .await?
+                .recycling(self.budget.buffers()),
+        )
+    }
+
+    /// Open `file` and read its first chunk (`want` bytes) inside a slot.
+    async fn open_and_read(
+        &self,
+        file: &SourceFile,
+        want: usize,
+    ) -> Result<(ResumingReader, Arc<budget::ChunkSlot>, bytes::Bytes)> {
+        let slot = Arc::new(self.take_slot(want as u64).await?);
+        let mut reader = self.open(file).await?;
+        let chunk = reader.read_chunk(want).await?;
+        Ok((reader, slot, chunk))
     }
 
     async fn take_slot(&self, bytes: u64) -> Result<budget::ChunkSlot> {
@@ -395,16 +413,31 @@ impl FileCopier {
     /// A file of several chunks: chunks go up concurrently, the file appears at commit. Chunks
     /// an interrupted earlier attempt already stored are read (for the file's MD5) but not sent
     /// again; near the deadline the file is handed back, its staged chunks kept for the next try.
-    async fn copy_chunked(
-        &self,
-        file: &SourceFile,
-        reader: &mut ResumingReader,
-    ) -> Result<Outcome> {
-        let upload = self
-            .dest
-            .start_upload(&file.path, file.size, file.mtime, self.chunk_size as u64)
-            .await?;
-        let resumable = upload.resumable_chunks().await?;
+    ///
+    /// The source is opened and its first chunk read while the destination starts the upload:
+    /// on a link with a long round trip, those are the file's slowest steps.
+    async fn copy_chunked(&self, file: &SourceFile) -> Result<Outcome> {
+        let first_want = self.chunk_size.min(file.size as usize);
+        let starting = async {
+            let upload = self
+                .dest
+                .start_upload(&file.path, file.size, file.mtime, self.chunk_size as u64)
+                .await?;
+            let resumable = upload.resumable_chunks().await;
+            Ok::<_, Error>((upload, resumable))
+        };
+        let (first, started) = tokio::join!(self.open_and_read(file, first_want), starting);
+        let (upload, resumable) = started?;
+        let (first, resumable) = match (first, resumable) {
+            (Ok(first), Ok(resumable)) => (first, resumable),
+            (Err(e), _) | (_, Err(e)) => {
+                self.stop(upload.as_ref(), e.is_transient()).await;
+                return Err(e);
+            }
+        };
+        let (mut reader, first_slot, first_chunk) = first;
+        let reader = &mut reader;
+        let mut first = Some((first_slot, first_chunk));
         let mut in_flight: JoinSet<Result<()>> = JoinSet::new();
         let mut whole = FileMd5::new();
         let mut index: u64 = 0;
@@ -419,8 +452,13 @@ impl FileCopier {
                     return Ok(false);
                 }
                 let want = (file.size - read).min(self.chunk_size as u64) as usize;
-                let slot = Arc::new(self.take_slot(want as u64).await?);
-                let chunk = reader.read_chunk(want).await?;
+                let (slot, chunk) = match first.take() {
+                    Some(read) => read,
+                    None => {
+                        let slot = Arc::new(self.take_slot(want as u64).await?);
+                        (slot, reader.read_chunk(want).await?)
+                    }
+                };
                 if chunk.len() < want {
                     return Err(self.changed(file, read + chunk.len() as u64));
                 }
@@ -514,12 +552,17 @@ impl FileCopier {
         if read != file.size {
             return Err(self.changed(file, read));
         }
-        let more = reader.read_chunk(1).await?;
+        // Both at once: on a far link each is a round trip.
+        let (more, now) = tokio::join!(
+            reader.read_chunk(1),
+            self.source.stat(&self.root, &file.path)
+        );
+        let more = more?;
         if !more.is_empty() {
             return Err(self.changed(file, read + more.len() as u64));
         }
         // Rewritten in place (same size) while it was read: its mtime tells.
-        match self.source.stat(&self.root, &file.path).await? {
+        match now? {
             Some((size, mtime)) if size == file.size && mtime == file.mtime => Ok(()),
             Some((size, _)) => Err(self.changed(file, size)),
             None => Err(self.changed(file, 0)),
