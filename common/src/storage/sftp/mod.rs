@@ -1,12 +1,14 @@
 //! The SFTP source (russh + russh-sftp): lists a tree and streams files in chunks.
 //!
 //! One SSH connection per job ([`session::Sessions`]), opened on first use and replaced when it
-//! breaks; reads keep several requests in flight (russh-sftp's `File` read-ahead), so a file is
+//! breaks; reads keep several requests in flight (russh-sftp's `File` read-ahead, as many as the
+//! connection's round trip needs: `read_ahead`), so a file is
 //! never read one small request at a time. Every operation that fails because the connection
 //! did (not because the server said no) is tried again on a new connection.
 
 pub mod config;
 mod connect;
+mod read_ahead;
 mod reader;
 mod session;
 mod walk;
