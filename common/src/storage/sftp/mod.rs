@@ -2,9 +2,9 @@
 //!
 //! One SSH connection per job ([`session::Sessions`]), opened on first use and replaced when it
 //! breaks; reads keep several requests in flight (russh-sftp's `File` read-ahead, as many as the
-//! connection's round trip needs: `read_ahead`), so a file is
-//! never read one small request at a time. Every operation that fails because the connection
-//! did (not because the server said no) is tried again on a new connection.
+//! connection's round trip needs: `read_ahead`), so a file is never read one small request at a
+//! time. Every operation that fails because the connection did (not because the server said no)
+//! is tried again on a new connection.
 
 pub mod config;
 mod connect;

@@ -11,7 +11,7 @@ pub struct Link {
     one_way: Duration,
     sftp_port: u16,
     /// In front of sshd when a round trip is added.
-    _sftp: Option<LatencyProxy>,
+    sftp: Option<LatencyProxy>,
 }
 
 impl Link {
@@ -22,7 +22,7 @@ impl Link {
         Link {
             one_way,
             sftp_port: proxy.as_ref().map_or(sshd.port, |p| p.port),
-            _sftp: proxy,
+            sftp: proxy,
         }
     }
 
@@ -34,7 +34,7 @@ impl Link {
     /// Whether the tools reach sshd through a proxy (whose port the host key was not
     /// recorded for).
     pub fn proxied(&self) -> bool {
-        self._sftp.is_some()
+        self.sftp.is_some()
     }
 
     /// A delay line in front of a sink listening on `port`, when a round trip is added.
