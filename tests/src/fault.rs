@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use backup_common::config::Profiles;
 
@@ -54,46 +54,31 @@ impl FaultProxy {
     /// Forward 127.0.0.1:`port` (a free one) to 127.0.0.1:`target`, with faults per `policy`.
     /// The proxy runs on its own thread and runtime, so any test (async or not) can own it.
     pub fn start(target: u16, policy: Policy) -> FaultProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let port = listener.local_addr().expect("proxy address").port();
         let policy = Arc::new(Mutex::new(policy));
         let counters = Arc::new(Counters::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (p, c) = (policy.clone(), counters.clone());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("tokio listener");
-                let accept = async {
-                    while let Ok((client, _)) = listener.accept().await {
-                        let index = c.connections.fetch_add(1, Ordering::SeqCst);
-                        let rules = *p.lock().expect("policy");
-                        let served = c.busy_served.load(Ordering::SeqCst);
-                        if served < rules.busy_answers {
-                            c.busy_served.fetch_add(1, Ordering::SeqCst);
-                            c.faults.fetch_add(1, Ordering::SeqCst);
-                            tokio::spawn(answer_busy(client, served));
-                            continue;
-                        }
-                        let rules = if index < rules.faulty_connections {
-                            rules
-                        } else {
-                            Policy::default()
-                        };
-                        tokio::spawn(forward(client, target, rules, c.clone()));
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
+        let (port, stop) = crate::proxy::serve(move |client| {
+            let index = c.connections.fetch_add(1, Ordering::SeqCst);
+            let rules = *p.lock().expect("policy");
+            // Counted here, in accept order, not when the connection's task runs.
+            let served = c.busy_served.load(Ordering::SeqCst);
+            let busy = served < rules.busy_answers;
+            if busy {
+                c.busy_served.fetch_add(1, Ordering::SeqCst);
+                c.faults.fetch_add(1, Ordering::SeqCst);
+            }
+            let c = c.clone();
+            async move {
+                if busy {
+                    return answer_busy(client, served).await;
                 }
-            });
+                let rules = if index < rules.faulty_connections {
+                    rules
+                } else {
+                    Policy::default()
+                };
+                forward(client, target, rules, c).await
+            }
         });
         FaultProxy {
             port,

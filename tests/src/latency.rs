@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -25,32 +25,8 @@ pub struct LatencyProxy {
 
 impl LatencyProxy {
     /// Forward 127.0.0.1:`port` (a free one) to 127.0.0.1:`target`, `one_way` later each way.
-    /// The proxy runs on its own thread and runtime, so any caller (async or not) can own it.
     pub fn start(target: u16, one_way: Duration) -> LatencyProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let port = listener.local_addr().expect("proxy address").port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("tokio listener");
-                let accept = async {
-                    while let Ok((client, _)) = listener.accept().await {
-                        tokio::spawn(connect(client, target, one_way));
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        });
+        let (port, stop) = crate::proxy::serve(move |client| connect(client, target, one_way));
         LatencyProxy { port, _stop: stop }
     }
 }

@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod latency;
 pub mod moto;
 pub mod pki;
+pub mod proxy;
 pub mod restic;
 pub mod runner;
 pub mod sshd;
