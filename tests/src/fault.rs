@@ -1,8 +1,9 @@
 //! A TCP proxy on loopback that misbehaves on purpose, between the worker and a real server:
 //! it cuts a connection (closes or resets it) after it has carried a number of bytes, or stalls
 //! it (holds it open and forwards nothing more). Faults hit the first `faulty_connections`
-//! connections (all of them by default), so "a link that drops every few MB" and "one cut,
-//! then a good link" are both one policy. In front of an HTTP service it can also answer new
+//! connections (none unless set; `u64::MAX` for all), so "a link that drops every few MB" and
+//! "one cut, then a good link" are both one policy. Pacing is the link's, not a fault: it
+//! applies to every connection. In front of an HTTP service it can also answer new
 //! connections with 503/429 bursts, `Retry-After` in both forms.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +76,10 @@ impl FaultProxy {
                 let rules = if index < rules.faulty_connections {
                     rules
                 } else {
-                    Policy::default()
+                    Policy {
+                        bytes_per_second: rules.bytes_per_second,
+                        ..Policy::default()
+                    }
                 };
                 forward(client, target, rules, c).await
             }
