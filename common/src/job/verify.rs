@@ -139,8 +139,8 @@ fn record(
             result.files.failed += 1;
             let e = Error::Corrupt {
                 path: file.path.clone(),
-                stored: hex(&stored),
-                read: hex(&read.md5),
+                stored: hex::encode(stored),
+                read: hex::encode(read.md5),
             };
             result
                 .errors
@@ -162,10 +162,6 @@ impl Held {
             md5: read.md5,
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The source side of `against_source`.

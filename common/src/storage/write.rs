@@ -217,6 +217,12 @@ pub trait Upload: Send + Sync {
     /// Chunk `index` holds the file's bytes from `offset`; `sum` goes with the request for the
     /// service to check.
     async fn put_chunk(&self, index: u64, offset: u64, data: Bytes, sum: BodySum) -> Result<()>;
+    /// The source file was read whole and `meta` is final; chunks may still be in flight. A
+    /// destination records here what no later chunk write changes (Files: the MD5 and times),
+    /// so its commit is one request fewer; the commit that follows gets the same `meta`.
+    async fn read_whole(&self, _meta: &FileMeta) -> Result<()> {
+        Ok(())
+    }
     /// Make the file visible under its final name with chunks `0..chunks`.
     async fn commit(&self, chunks: u64, meta: &FileMeta) -> Result<()>;
     /// Stop without publishing, keeping what is staged for a later attempt to verify and reuse

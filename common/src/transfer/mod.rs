@@ -285,21 +285,25 @@ fn record(
     None
 }
 
+/// Wait for every chunk in flight; the first failure is the answer.
+async fn drain(in_flight: &mut JoinSet<Result<()>>) -> Result<()> {
+    while let Some(done) = in_flight.join_next().await {
+        done.map_err(|e| Error::Internal(e.to_string()))??;
+    }
+    Ok(())
+}
+
 /// Bytes that come with a stored MD5 (a mirror being restored) must match it before they are
 /// committed: a damaged or tampered copy never replaces a good file.
 fn check_stored_md5(file: &SourceFile, reader: &ResumingReader, read: [u8; 16]) -> Result<()> {
     match file.md5.or(reader.stored_md5()) {
         Some(stored) if stored != read => Err(Error::HashMismatch {
             path: file.path.clone(),
-            stored: hex(&stored),
-            read: hex(&read),
+            stored: hex::encode(stored),
+            read: hex::encode(read),
         }),
         _ => Ok(()),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct FileCopier {
@@ -446,9 +450,7 @@ impl FileCopier {
         let outcome: Result<bool> = async {
             while read < file.size {
                 if self.deadline_near() {
-                    while let Some(done) = in_flight.join_next().await {
-                        done.map_err(|e| Error::Internal(e.to_string()))??;
-                    }
+                    drain(&mut in_flight).await?;
                     return Ok(false);
                 }
                 let want = (file.size - read).min(self.chunk_size as u64) as usize;
@@ -494,16 +496,18 @@ impl FileCopier {
                     done.map_err(|e| Error::Internal(e.to_string()))??;
                 }
             }
-            while let Some(done) = in_flight.join_next().await {
-                done.map_err(|e| Error::Internal(e.to_string()))??;
-            }
-            self.expect_end(file, reader, read).await?;
-            let meta = FileMeta {
-                size: file.size,
-                mtime: file.mtime,
-                md5: whole.finish().await?,
+            // The end-of-file check, the MD5's last chunk and what the destination records
+            // ahead of its commit go beside the last uploads: far away, each is a round trip.
+            let finishing = async {
+                self.expect_end(file, reader, read).await?;
+                let md5 = whole.finish().await?;
+                check_stored_md5(file, reader, md5)?;
+                let (size, mtime) = (file.size, file.mtime);
+                let meta = FileMeta { size, mtime, md5 };
+                upload.read_whole(&meta).await?;
+                Ok(meta)
             };
-            check_stored_md5(file, reader, meta.md5)?;
+            let (meta, ()) = tokio::try_join!(finishing, drain(&mut in_flight))?;
             upload.commit(index, &meta).await?;
             Ok(true)
         }

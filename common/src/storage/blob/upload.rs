@@ -37,7 +37,7 @@ impl BlockNaming {
         let key = format!("{size}\n{mtime}\n{chunk_size}");
         let digest = md5::Md5::digest(key.as_bytes());
         BlockNaming {
-            version: hex(&digest[..8]),
+            version: hex::encode(&digest[..8]),
         }
     }
 
@@ -51,10 +51,6 @@ impl BlockNaming {
         let rest = text.strip_prefix(&self.version)?;
         u64::from_str_radix(rest.get(..8)?, 16).ok()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) struct BlobUpload {

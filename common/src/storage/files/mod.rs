@@ -284,7 +284,7 @@ impl Destination for FilesDestination {
             size: meta.size,
             chunk_size: MAX_RANGE,
             resuming: false,
-            properties_set: true,
+            properties_set: true.into(),
         });
         put_whole(upload, data, meta).await
     }
@@ -321,7 +321,7 @@ impl Destination for FilesDestination {
             size,
             chunk_size,
             resuming,
-            properties_set: false,
+            properties_set: false.into(),
         }))
     }
 

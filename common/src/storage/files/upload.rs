@@ -12,6 +12,7 @@
 //! of each matches the bytes read now.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -32,9 +33,9 @@ pub struct FilesUpload {
     pub(super) chunk_size: u64,
     /// Whether the temporary was claimed from an earlier attempt (and may hold ranges).
     pub(super) resuming: bool,
-    /// Whether the temporary was created with the committed file's properties (a file of one
-    /// range), so the commit is the rename alone.
-    pub(super) properties_set: bool,
+    /// Whether the temporary holds the committed file's properties (created with them, a file
+    /// of one range, or set once it was read whole), so the commit is the rename alone.
+    pub(super) properties_set: AtomicBool,
 }
 
 /// `dir/.bw-partial-<version>-w<random>`: the temporary of one attempt.
@@ -92,6 +93,18 @@ pub async fn claim(
 }
 
 impl FilesUpload {
+    /// The committed file's size, MD5 and times on the temporary, once.
+    async fn set_properties(&self, meta: &FileMeta) -> Result<()> {
+        if self.properties_set.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.client
+            .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
+            .await?;
+        self.properties_set.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// After a failed Rename: whether the file is nevertheless committed (the response was
     /// lost): our temporary is gone and the target holds our size and MD5.
     async fn committed_anyway(&self, meta: &FileMeta) -> Result<bool> {
@@ -150,12 +163,14 @@ impl Upload for FilesUpload {
             .await
     }
 
+    /// Set File Properties beside the last Put Ranges: they keep the MD5 and (sent with
+    /// `x-ms-file-last-write-time: preserve`) the times.
+    async fn read_whole(&self, meta: &FileMeta) -> Result<()> {
+        self.set_properties(meta).await
+    }
+
     async fn commit(&self, _chunks: u64, meta: &FileMeta) -> Result<()> {
-        if !self.properties_set {
-            self.client
-                .set_properties(&self.temporary, meta.size, &meta.md5, meta.mtime)
-                .await?;
-        }
+        self.set_properties(meta).await?;
         match self
             .client
             .rename(&self.temporary, &self.target, true)
