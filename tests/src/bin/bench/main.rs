@@ -31,6 +31,7 @@ fn write_big(path: &Path, size: u64) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    measure::adopt_orphans();
     let exe_dir = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)

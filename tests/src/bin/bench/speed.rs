@@ -183,7 +183,7 @@ async fn side_by_side(
 }
 
 fn one_run(tools: &Tools, tool: Tool, at: &Source, dir: &Path, sink: &Sink) -> Sample {
-    let watch = CpuWatch::start(&[at.sshd.pid(), sink.pid()]);
+    let watch = CpuWatch::start(at.sshd.pid(), &[sink.pid()]);
     let m = tools.run(tool, at, dir, sink);
     let spent = watch.stop();
     Sample {
