@@ -139,15 +139,20 @@ impl ResticBackup {
         ResticBackup { child }
     }
 
-    /// The lock file restic wrote (name, bytes), once it is there.
+    /// The lock file restic wrote (name, bytes), once it is there: named by its id (restic
+    /// writes it under a `…-tmp-…` name first and renames it whole).
     fn lock(&self, restic: &Restic) -> (String, Vec<u8>) {
         let dir = restic.repo.path().join("locks");
         let deadline = Instant::now() + Duration::from_secs(30);
+        let is_id = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
         loop {
-            if let Some(entry) = std::fs::read_dir(&dir).ok().and_then(|mut d| d.next()) {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                return (name, std::fs::read(&path).unwrap());
+            let names = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+            let found = names
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| is_id(n));
+            if let Some(name) = found {
+                let bytes = std::fs::read(dir.join(&name)).unwrap();
+                return (name, bytes);
             }
             assert!(Instant::now() < deadline, "restic wrote no lock");
             std::thread::sleep(Duration::from_millis(100));
