@@ -418,8 +418,8 @@ impl FileCopier {
     /// an interrupted earlier attempt already stored are read (for the file's MD5) but not sent
     /// again; near the deadline the file is handed back, its staged chunks kept for the next try.
     ///
-    /// The source is opened and its first chunk read while the destination starts the upload:
-    /// on a link with a long round trip, those are the file's slowest steps.
+    /// Opening and the first read go beside the upload's start, the end-of-file check beside
+    /// the last uploads: far away, round trips waited for in a row are a file's slowest steps.
     async fn copy_chunked(&self, file: &SourceFile) -> Result<Outcome> {
         let first_want = self.chunk_size.min(file.size as usize);
         let starting = async {
