@@ -92,6 +92,15 @@ impl FaultProxy {
         }
     }
 
+    /// A link of `bytes_per_second` (both directions together) and no faults.
+    pub fn paced(target: u16, bytes_per_second: u64) -> FaultProxy {
+        let policy = Policy {
+            bytes_per_second,
+            ..Policy::default()
+        };
+        FaultProxy::start(target, policy)
+    }
+
     pub fn set_policy(&self, policy: Policy) {
         *self.policy.lock().expect("policy") = policy;
     }

@@ -50,16 +50,10 @@ impl RuntimeApi {
         let addr = listener.local_addr().expect("addr");
         // Its own thread and runtime: it serves whatever the test's runtime is doing, and lives
         // until the test process ends.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
-                    let _ = axum::serve(listener, app).await;
-                }
-            });
+        crate::proxy::on_own_thread(async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let _ = axum::serve(listener, app).await;
+            }
         });
         RuntimeApi { addr, shared }
     }

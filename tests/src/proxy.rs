@@ -20,23 +20,29 @@ where
         .expect("non-blocking listener");
     let port = listener.local_addr().expect("proxy address").port();
     let (stop, stopped) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
-        runtime.block_on(async move {
-            let listener = TcpListener::from_std(listener).expect("tokio listener");
-            let accept = async {
-                while let Ok((client, _)) = listener.accept().await {
-                    tokio::spawn(serve(client));
-                }
-            };
-            tokio::select! {
-                _ = accept => {}
-                _ = stopped => {}
+    on_own_thread(async move {
+        let listener = TcpListener::from_std(listener).expect("tokio listener");
+        let accept = async {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(serve(client));
             }
-        });
+        };
+        tokio::select! {
+            _ = accept => {}
+            _ = stopped => {}
+        }
     });
     (port, stop)
+}
+
+/// Run `task` on a thread and current-thread runtime of its own, whatever the caller's runtime
+/// is doing, until it ends.
+pub fn on_own_thread(task: impl Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime of its own")
+            .block_on(task);
+    });
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use backup_common::job::{self, Run};
 use backup_common::result::{JobResult, JobStatus};
-use harness::fault::{through, FaultProxy, Policy};
+use harness::fault::{through, FaultProxy};
 use harness::stack::{write_file, Stack};
 use serde_json::Value;
 
@@ -282,13 +282,7 @@ async fn a_file_too_big_for_one_invocation_is_handed_back_mid_way_and_resumed() 
     let profiles = stack.profiles();
     // 1.5 s before the margin, through a 100 MB/s link: too little for 256 MiB on any
     // machine (2.7 s at least), enough to start.
-    let paced = FaultProxy::start(
-        stack.sshd.port,
-        Policy {
-            bytes_per_second: 100_000_000,
-            ..Policy::default()
-        },
-    );
+    let paced = FaultProxy::paced(stack.sshd.port, 100_000_000);
     let slow = through(&stack, &paced, &[]);
     let margin = Duration::from_secs(30);
     let short = Run::on_queue(

@@ -128,13 +128,7 @@ async fn a_file_changed_with_its_mtime_kept_is_never_resumed_from_stale_chunks()
     let profiles = stack.profiles();
     // The first invocation reads through a 20 MB/s link: its deadline falls mid-file on any
     // machine (48 MiB need 2.5 s; it has 0.7 s).
-    let slow_link = FaultProxy::start(
-        stack.sshd.port,
-        Policy {
-            bytes_per_second: 20_000_000,
-            ..Default::default()
-        },
-    );
+    let slow_link = FaultProxy::paced(stack.sshd.port, 20_000_000);
     let slow = through(&stack, &slow_link, &[]);
     for (dest, seed) in [
         (r#"{"storage": "archive", "container": "stale"}"#, 1),
