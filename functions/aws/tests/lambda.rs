@@ -384,3 +384,71 @@ async fn a_three_job_batch_stays_within_one_memory_budget() {
     );
     println!("3 jobs, budget {total} bytes, peak held {peak} bytes");
 }
+
+/// A warm function keeps nothing open between invocations: the job's SSH connection and its
+/// HTTP connections to the storage close when the job ends, not when the instance is frozen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_function_holds_no_connection_after_its_job() {
+    let stack = Stack::start();
+    stack.azurite.create_container("warm").await;
+    let src = stack.source_dir("warm");
+    write_file(&src, "ledger.xlsx", b"ledger");
+    let api = RuntimeApi::start();
+    let function = start_function(&api, stack.vars().into_iter().collect());
+    // The probe proves the count sees a connection held open to the port.
+    let probe = std::net::TcpStream::connect(("127.0.0.1", stack.sshd.port)).unwrap();
+    assert_eq!(connections_to(std::process::id(), stack.sshd.port), 1);
+    drop(probe);
+    let body = json!({
+        "kind": "backup", "job_id": "warm",
+        "source": {"storage": "office_nas", "path": src.display().to_string()},
+        "destination": {"storage": "archive", "container": "warm"},
+    });
+    let id = api.invoke(&single_record_event(&body.to_string()), 60_000);
+    assert_eq!(
+        api.outcome(&id, Duration::from_secs(60)),
+        Outcome::Response(json!({"batchItemFailures": []}))
+    );
+    assert_eq!(stack.azurite.list("warm").await, ["ledger.xlsx"]);
+    // The response is sent as the job's last step; its connections close just after.
+    let open =
+        || [stack.sshd.port, stack.azurite.port].map(|port| connections_to(function.0.id(), port));
+    for _ in 0..50 {
+        if open() == [0, 0] {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "connections (sshd, Azurite) still open 5 s after the job: {:?}",
+        open()
+    );
+}
+
+/// TCP connections `pid` holds open to `port` on loopback: its sockets' inodes found in
+/// `/proc/net/tcp` with that remote port.
+fn connections_to(pid: u32, port: u16) -> usize {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let remote_port = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.len() > 9 && cols[2].ends_with(&remote_port) && inodes.contains(cols[9])
+        })
+        .count()
+}
