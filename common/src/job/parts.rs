@@ -20,7 +20,7 @@ use super::Run;
 use crate::error::{Error, Result};
 use crate::message::{BackupJob, JobMessage, PartFile, PartSpec, RestoreJob};
 use crate::result::{ByteCounts, FileCounts, FileError, JobResult, PartReport, RunReport};
-use crate::storage::{Destination, ListItem, SourceFile};
+use crate::storage::{Destination, ListItem, RemoteFile, SourceFile};
 use crate::transfer::{self, Decision, Existing, Input, MergedListing};
 
 /// A part list longer than this (as JSON) is stored beside the data and referred to, so
@@ -85,74 +85,12 @@ pub async fn plan(
     ctx: &Run<'_>,
     result: &mut JobResult,
 ) -> Result<()> {
-    let mut held = MergedListing::new(p.dest.clone(), p.dest.list().await?);
-    let mut items = p.source.list(job.root()).await?;
-    let mut todo: Vec<SourceFile> = Vec::new();
-    // What the destination held for the files in `todo` (the one-part copy needs no second look).
-    let mut decided = HashMap::new();
-    let mut names = transfer::NameGuard::new(p.dest.as_ref());
-    while let Some(item) = items.recv().await {
-        match item {
-            ListItem::Symlink(_) => result.files.symlinks_skipped += 1,
-            ListItem::Error(path, e) => {
-                result.files.failed += 1;
-                result.errors.push(FileError::new(Some(path), &e));
-            }
-            ListItem::File(f) if !p.filter.matches(&f.path) => result.files.excluded += 1,
-            ListItem::File(f) => {
-                if let Err(e) = names.admit(p.dest.as_ref(), &f.path) {
-                    result.files.found += 1;
-                    result.files.failed += 1;
-                    result.errors.push(FileError::new(Some(f.path), &e));
-                    continue;
-                }
-                let remote = match held.lookup(&f.path).await {
-                    Ok(remote) => remote,
-                    Err(e) => {
-                        result.files.found += 1;
-                        result.files.failed += 1;
-                        result.errors.push(FileError::new(Some(f.path), &e));
-                        continue;
-                    }
-                };
-                if transfer::decide(&f, remote.as_ref(), &p.options) == Decision::Skip {
-                    result.files.found += 1;
-                    result.files.skipped += 1;
-                    result.bytes.skipped += f.size;
-                } else {
-                    if let Some(remote) = remote {
-                        decided.insert(f.path.clone(), remote);
-                    }
-                    todo.push(f);
-                }
-            }
-        }
-    }
-    held.finish().await; // its walk meets the dead temporaries the copy removes
+    let (todo, decided) = changed_files(job, p, result).await?;
     let bytes: u64 = todo.iter().map(|f| f.size).sum();
     let options = &p.options;
     if todo.len() <= options.part_max_files as usize && bytes <= options.part_max_bytes.bytes() {
-        // One part's worth: copy it here (the engine counts these files).
-        let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
-        let left =
-            transfer::copy(plan, Input::Files(todo), Existing::Listed(decided), result).await?;
-        if !left.is_empty() {
-            // Out of time: the rest becomes a run of one part; what was done here counts in it.
-            let run_id = new_run_id(job);
-            let rest: u64 = left.iter().map(|f| f.size).sum();
-            record_plan(p, job, &run_id, 1, (left.len(), rest), result).await?;
-            result.run = Some(RunReport {
-                run_id: run_id.clone(),
-                parts: 1,
-                complete: false,
-                summary: None,
-            });
-            let spec = part_spec(p.state.as_ref(), &run_id, 0, 1, &left, "").await?;
-            result.follow_up.push(part_message(job, spec)?);
-        }
-        return Ok(());
+        return copy_here(job, p, ctx, (todo, decided), result).await;
     }
-
     let slices = split(
         &todo,
         options.part_max_files as usize,
@@ -173,6 +111,95 @@ pub async fn plan(
         summary: None,
     });
     tracing::info!(job_id = %job.job_id(), %run_id, parts = count, files = todo.len(), bytes, "job planned");
+    Ok(())
+}
+
+/// The source's files that pass the filter and differ from what the destination holds, with
+/// what it held for them (so the copy needs no second look). Files skipped, excluded or
+/// failed are counted in `result`; the files returned are counted by whoever copies them.
+async fn changed_files(
+    job: &dyn Parted,
+    p: &Prepared,
+    result: &mut JobResult,
+) -> Result<(Vec<SourceFile>, HashMap<String, RemoteFile>)> {
+    let mut held = MergedListing::new(p.dest.clone(), p.dest.list().await?);
+    let mut items = p.source.list(job.root()).await?;
+    let mut todo: Vec<SourceFile> = Vec::new();
+    let mut decided = HashMap::new();
+    let mut names = transfer::NameGuard::new(p.dest.as_ref());
+    let failed = |result: &mut JobResult, path: String, e: &Error| {
+        result.files.found += 1;
+        result.files.failed += 1;
+        result.errors.push(FileError::new(Some(path), e));
+    };
+    while let Some(item) = items.recv().await {
+        let f = match item {
+            ListItem::Symlink(_) => {
+                result.files.symlinks_skipped += 1;
+                continue;
+            }
+            ListItem::Error(path, e) => {
+                result.files.failed += 1;
+                result.errors.push(FileError::new(Some(path), &e));
+                continue;
+            }
+            ListItem::File(f) if !p.filter.matches(&f.path) => {
+                result.files.excluded += 1;
+                continue;
+            }
+            ListItem::File(f) => f,
+        };
+        if let Err(e) = names.admit(p.dest.as_ref(), &f.path) {
+            failed(result, f.path, &e);
+            continue;
+        }
+        let remote = match held.lookup(&f.path).await {
+            Ok(remote) => remote,
+            Err(e) => {
+                failed(result, f.path, &e);
+                continue;
+            }
+        };
+        if transfer::decide(&f, remote.as_ref(), &p.options) == Decision::Skip {
+            result.files.found += 1;
+            result.files.skipped += 1;
+            result.bytes.skipped += f.size;
+            continue;
+        }
+        if let Some(remote) = remote {
+            decided.insert(f.path.clone(), remote);
+        }
+        todo.push(f);
+    }
+    held.finish().await; // its walk meets the dead temporaries the copy removes
+    Ok((todo, decided))
+}
+
+/// One part's worth: copy it here (the engine counts these files). Out of time, the rest
+/// becomes a run of one part; what was done here counts in it.
+async fn copy_here(
+    job: &dyn Parted,
+    p: &Prepared,
+    ctx: &Run<'_>,
+    (todo, decided): (Vec<SourceFile>, HashMap<String, RemoteFile>),
+    result: &mut JobResult,
+) -> Result<()> {
+    let plan = p.copy_plan(job.root(), ctx, ctx.deadline);
+    let left = transfer::copy(plan, Input::Files(todo), Existing::Listed(decided), result).await?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let run_id = new_run_id(job);
+    let rest: u64 = left.iter().map(|f| f.size).sum();
+    record_plan(p, job, &run_id, 1, (left.len(), rest), result).await?;
+    result.run = Some(RunReport {
+        run_id: run_id.clone(),
+        parts: 1,
+        complete: false,
+        summary: None,
+    });
+    let spec = part_spec(p.state.as_ref(), &run_id, 0, 1, &left, "").await?;
+    result.follow_up.push(part_message(job, spec)?);
     Ok(())
 }
 

@@ -341,6 +341,69 @@ pub fn from_connection_string(
     service: Service,
     http: reqwest::Client,
 ) -> Result<AccountConfig> {
+    let parts = connection_string_parts(storage, text)?;
+    if parts
+        .get("usedevelopmentstorage")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return development_storage(storage, service, http);
+    }
+    let missing = |part: &str| {
+        Error::ConnectionString(format!(
+            "storage `{storage}`: the connection string has no `{part}`. Partial strings cause authentication failures: copy it in full from the Azure Portal (Access keys)"
+        ))
+    };
+    let account = parts.get("accountname").cloned();
+    let endpoint = match parts.get(service.endpoint_key()) {
+        Some(e) => service_root(e).map_err(|why| {
+            Error::ConnectionString(format!("storage `{storage}`: endpoint {why}"))
+        })?,
+        None => {
+            let account = account.clone().ok_or_else(|| missing("AccountName"))?;
+            let scheme = parts
+                .get("defaultendpointsprotocol")
+                .map_or("https", String::as_str);
+            let suffix = parts
+                .get("endpointsuffix")
+                .map_or("core.windows.net", String::as_str);
+            default_endpoint(scheme, &account, service, suffix)
+        }
+    };
+    let account = match account {
+        Some(a) => a,
+        None => account_of(&endpoint).ok_or_else(|| missing("AccountName"))?,
+    };
+    let auth = match parts.get("sharedaccesssignature") {
+        Some(token) => AzureAuth::Sas {
+            token: Secret::new(token.trim_start_matches('?').to_string()),
+        },
+        None => {
+            let key = parts
+                .get("accountkey")
+                .ok_or_else(|| missing("AccountKey"))?;
+            check_key(storage, "CONNECTION_STRING AccountKey", key).map_err(|_| {
+                Error::ConnectionString(format!(
+                    "storage `{storage}`: AccountKey is not valid base64; the string looks cut short, copy it in full from the Azure Portal"
+                ))
+            })?;
+            AzureAuth::SharedKey {
+                key: Secret::new(key.clone()),
+            }
+        }
+    };
+    Ok(AccountConfig {
+        storage: storage.to_string(),
+        account,
+        endpoint,
+        auth,
+        sas_resource: None,
+        http,
+        request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
+    })
+}
+
+/// `Key=Value` parts separated by `;`, keys lower-cased.
+fn connection_string_parts(storage: &str, text: &str) -> Result<HashMap<String, String>> {
     let mut parts = HashMap::new();
     for (i, piece) in text
         .trim()
@@ -358,77 +421,28 @@ pub fn from_connection_string(
         })?;
         parts.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
     }
-    if parts
-        .get("usedevelopmentstorage")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        if service == Service::File {
-            return Err(Error::ConnectionString(format!(
-                "storage `{storage}`: UseDevelopmentStorage has no File service (Azurite has none); give FileEndpoint instead"
-            )));
-        }
-        return Ok(AccountConfig {
-            storage: storage.to_string(),
-            account: "devstoreaccount1".into(),
-            endpoint: service_root("http://127.0.0.1:10000/devstoreaccount1")
-                .map_err(Error::ConnectionString)?,
-            auth: AzureAuth::SharedKey {
-                key: Secret::new(AZURITE_KEY),
-            },
-            sas_resource: None,
-            http,
-            request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
-        });
+    Ok(parts)
+}
+
+/// `UseDevelopmentStorage=true`: Azurite's well-known account on loopback (Blob only).
+fn development_storage(
+    storage: &str,
+    service: Service,
+    http: reqwest::Client,
+) -> Result<AccountConfig> {
+    if service == Service::File {
+        return Err(Error::ConnectionString(format!(
+            "storage `{storage}`: UseDevelopmentStorage has no File service (Azurite has none); give FileEndpoint instead"
+        )));
     }
-    let missing = |part: &str| {
-        Error::ConnectionString(format!(
-            "storage `{storage}`: the connection string has no `{part}`. Partial strings cause authentication failures: copy it in full from the Azure Portal (Access keys)"
-        ))
-    };
-    let account = parts.get("accountname").cloned();
-    let endpoint = match parts.get(service.endpoint_key()) {
-        Some(e) => service_root(e).map_err(|why| {
-            Error::ConnectionString(format!("storage `{storage}`: endpoint {why}"))
-        })?,
-        None => {
-            let account = account.clone().ok_or_else(|| missing("AccountName"))?;
-            let scheme = parts
-                .get("defaultendpointsprotocol")
-                .cloned()
-                .unwrap_or_else(|| "https".into());
-            let suffix = parts
-                .get("endpointsuffix")
-                .cloned()
-                .unwrap_or_else(|| "core.windows.net".into());
-            default_endpoint(&scheme, &account, service, &suffix)
-        }
-    };
-    let account = match account {
-        Some(a) => a,
-        None => account_of(&endpoint).ok_or_else(|| missing("AccountName"))?,
-    };
-    let auth = if let Some(token) = parts.get("sharedaccesssignature") {
-        AzureAuth::Sas {
-            token: Secret::new(token.trim_start_matches('?').to_string()),
-        }
-    } else {
-        let key = parts
-            .get("accountkey")
-            .ok_or_else(|| missing("AccountKey"))?;
-        check_key(storage, "CONNECTION_STRING AccountKey", key).map_err(|_| {
-            Error::ConnectionString(format!(
-                "storage `{storage}`: AccountKey is not valid base64; the string looks cut short, copy it in full from the Azure Portal"
-            ))
-        })?;
-        AzureAuth::SharedKey {
-            key: Secret::new(key.clone()),
-        }
-    };
     Ok(AccountConfig {
         storage: storage.to_string(),
-        account,
-        endpoint,
-        auth,
+        account: "devstoreaccount1".into(),
+        endpoint: service_root("http://127.0.0.1:10000/devstoreaccount1")
+            .map_err(Error::ConnectionString)?,
+        auth: AzureAuth::SharedKey {
+            key: Secret::new(AZURITE_KEY),
+        },
         sas_resource: None,
         http,
         request_timeout: http::DEFAULT_REQUEST_TIMEOUT,

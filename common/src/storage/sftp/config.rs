@@ -113,22 +113,7 @@ impl SftpConfig {
                 ),
             ));
         }
-        let host_key = if p.flag(OPT_SKIP_HOST_KEY_CHECK)? {
-            HostKeyPolicy::Skip
-        } else if let Some(fp) = p.get(OPT_HOST_KEY_FINGERPRINT) {
-            if !fp.starts_with("SHA256:") {
-                return Err(p.invalid(
-                    OPT_HOST_KEY_FINGERPRINT,
-                    "must be a SHA256 fingerprint such as `SHA256:AbC…` (ssh-keygen -lf KEY prints it)",
-                ));
-            }
-            HostKeyPolicy::Fingerprint(fp)
-        } else if let Some(file) = p.get(OPT_KNOWN_HOSTS_FILE) {
-            HostKeyPolicy::KnownHosts(PathBuf::from(file))
-        } else {
-            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-            HostKeyPolicy::KnownHosts(PathBuf::from(home).join(".ssh/known_hosts"))
-        };
+        let host_key = HostKeyPolicy::from_profile(p)?;
         let connect_timeout =
             Duration::from_secs(p.parse::<u64>(OPT_CONNECT_TIMEOUT)?.unwrap_or(15).max(1));
         let read_timeout =
@@ -152,5 +137,33 @@ impl SftpConfig {
             connect_timeout,
             read_timeout,
         })
+    }
+}
+
+impl HostKeyPolicy {
+    /// The explicit opt-out, else a pinned fingerprint, else a known_hosts file (by default
+    /// `~/.ssh/known_hosts`).
+    fn from_profile(p: &Profile<'_>) -> Result<Self> {
+        if p.flag(OPT_SKIP_HOST_KEY_CHECK)? {
+            return Ok(HostKeyPolicy::Skip);
+        }
+        if let Some(fp) = p.get(OPT_HOST_KEY_FINGERPRINT) {
+            if !fp.starts_with("SHA256:") {
+                return Err(p.invalid(
+                    OPT_HOST_KEY_FINGERPRINT,
+                    "must be a SHA256 fingerprint such as `SHA256:AbC…` (ssh-keygen -lf KEY prints it)",
+                ));
+            }
+            return Ok(HostKeyPolicy::Fingerprint(fp));
+        }
+        Ok(HostKeyPolicy::KnownHosts(
+            match p.get(OPT_KNOWN_HOSTS_FILE) {
+                Some(file) => PathBuf::from(file),
+                None => {
+                    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+                    PathBuf::from(home).join(".ssh/known_hosts")
+                }
+            },
+        ))
     }
 }
