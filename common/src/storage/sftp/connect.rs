@@ -180,6 +180,17 @@ impl Connection {
         self.ssh.is_closed()
     }
 
+    /// Close the connection politely; best effort (it may be gone already).
+    pub async fn disconnect(&self) {
+        let said = self
+            .ssh
+            .disconnect(russh::Disconnect::ByApplication, "job done", "en")
+            .await;
+        if let Err(e) = said {
+            tracing::debug!(error = %e, "SSH disconnect not sent");
+        }
+    }
+
     /// Rename `from` over `to` in one step, replacing `to` (OpenSSH's `posix-rename`).
     /// `None` when the server lacks the extension: a plain SFTP rename refuses to replace.
     pub async fn posix_rename(

@@ -84,6 +84,20 @@ impl Sessions {
     }
 }
 
+/// The job is over: say goodbye (SSH_MSG_DISCONNECT "by application"), so the server logs a
+/// disconnect rather than a dropped connection. The message goes from a task of its own (a
+/// drop cannot wait); when the runtime is going away with the job, the socket's close is all.
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        let Some(conn) = self.slot.get_mut().current.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { conn.disconnect().await });
+        }
+    }
+}
+
 /// Worth another try after a connection that worked broke (a server restarting refuses for a
 /// moment too); authentication and host-key failures are not.
 fn transient(e: &Error) -> bool {
