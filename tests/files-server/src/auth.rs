@@ -254,75 +254,113 @@ fn verify_sas(
     resource: ResourceType,
 ) -> Result<(), ApiError> {
     let q = |n: &str| query(req, n).unwrap_or("");
-    let signature = q("sig");
-    let permissions = q("sp");
-    let account_sas = query(req, "ss").is_some();
-    let string_to_sign = if account_sas {
-        if !q("ss").contains('f') {
-            return Err(ApiError::new(
-                403,
-                "AuthorizationServiceMismatch",
-                "This request is not authorized to perform this operation using this service.",
-            ));
-        }
-        let needed = match resource {
-            ResourceType::Service => 's',
-            ResourceType::Share => 'c',
-            ResourceType::Object => 'o',
-        };
-        if !q("srt").contains(needed) {
-            return Err(ApiError::new(403, "AuthorizationResourceTypeMismatch", "This request is not authorized to perform this operation using this resource type."));
-        }
-        let mut s = format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
-            req.account,
-            permissions,
-            q("ss"),
-            q("srt"),
-            q("st"),
-            q("se"),
-            q("sip"),
-            q("spr"),
-            q("sv")
-        );
-        if q("sv") >= "2020-12-06" {
-            s.push_str(&format!("{}\n", q("ses")));
-        }
-        s
+    let string_to_sign = if query(req, "ss").is_some() {
+        account_sas_string(req, resource)?
     } else {
-        let share = req.share.unwrap_or("");
-        let canonical = match q("sr") {
-            "s" => format!("/file/{}/{share}", req.account),
-            // A file SAS names its file: used on another path, the signature does not match.
-            "f" => format!("/file/{}/{share}/{}", req.account, req.path),
-            other => {
-                return Err(auth_failed(&format!(
-                    "unsupported signed resource sr={other}"
-                )));
-            }
-        };
-        format!(
-            "{}\n{}\n{}\n{canonical}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
-            permissions,
-            q("st"),
-            q("se"),
-            q("si"),
-            q("sip"),
-            q("spr"),
-            q("sv"),
-            q("rscc"),
-            q("rscd"),
-            q("rsce"),
-            q("rscl"),
-            q("rsct")
-        )
+        service_sas_string(req)?
     };
-    if sign(key, &string_to_sign) != signature {
+    if sign(key, &string_to_sign) != q("sig") {
         return Err(auth_failed(&format!(
             "Signature did not match. String to sign used was {}",
             string_to_sign.replace('\n', "\\n")
         )));
     }
+    check_sas_times(req)?;
+    if q("spr") == "https" && !req.secure {
+        return Err(ApiError::new(
+            403,
+            "AuthorizationProtocolMismatch",
+            "This request is not authorized to perform this operation using this protocol.",
+        ));
+    }
+    // Creating is allowed by `c` or `w`, as on Azure.
+    let permissions = q("sp");
+    let allowed =
+        permissions.contains(permission) || (permission == 'c' && permissions.contains('w'));
+    if !allowed {
+        return Err(ApiError::new(
+            403,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized to perform this operation using this permission.",
+        ));
+    }
+    Ok(())
+}
+
+/// An account SAS's string to sign, once it covers the File service and the resource type.
+fn account_sas_string(req: &Request<'_>, resource: ResourceType) -> Result<String, ApiError> {
+    let q = |n: &str| query(req, n).unwrap_or("");
+    if !q("ss").contains('f') {
+        return Err(ApiError::new(
+            403,
+            "AuthorizationServiceMismatch",
+            "This request is not authorized to perform this operation using this service.",
+        ));
+    }
+    let needed = match resource {
+        ResourceType::Service => 's',
+        ResourceType::Share => 'c',
+        ResourceType::Object => 'o',
+    };
+    if !q("srt").contains(needed) {
+        return Err(ApiError::new(
+            403,
+            "AuthorizationResourceTypeMismatch",
+            "This request is not authorized to perform this operation using this resource type.",
+        ));
+    }
+    let mut s = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        req.account,
+        q("sp"),
+        q("ss"),
+        q("srt"),
+        q("st"),
+        q("se"),
+        q("sip"),
+        q("spr"),
+        q("sv")
+    );
+    if q("sv") >= "2020-12-06" {
+        s.push_str(&format!("{}\n", q("ses")));
+    }
+    Ok(s)
+}
+
+/// A service SAS's string to sign: for the share (`sr=s`) or one file (`sr=f`).
+fn service_sas_string(req: &Request<'_>) -> Result<String, ApiError> {
+    let q = |n: &str| query(req, n).unwrap_or("");
+    let share = req.share.unwrap_or("");
+    let canonical = match q("sr") {
+        "s" => format!("/file/{}/{share}", req.account),
+        // A file SAS names its file: used on another path, the signature does not match.
+        "f" => format!("/file/{}/{share}/{}", req.account, req.path),
+        other => {
+            return Err(auth_failed(&format!(
+                "unsupported signed resource sr={other}"
+            )));
+        }
+    };
+    Ok(format!(
+        "{}\n{}\n{}\n{canonical}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        q("sp"),
+        q("st"),
+        q("se"),
+        q("si"),
+        q("sip"),
+        q("spr"),
+        q("sv"),
+        q("rscc"),
+        q("rscd"),
+        q("rsce"),
+        q("rscl"),
+        q("rsct")
+    ))
+}
+
+/// The signed expiry must be ahead, the signed start (if any) not more than 15 minutes ahead.
+fn check_sas_times(req: &Request<'_>) -> Result<(), ApiError> {
+    let q = |n: &str| query(req, n).unwrap_or("");
     let now = time::OffsetDateTime::now_utc();
     let parse = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
@@ -349,23 +387,6 @@ fn verify_sas(
                 q("st")
             )));
         }
-    }
-    if q("spr") == "https" && !req.secure {
-        return Err(ApiError::new(
-            403,
-            "AuthorizationProtocolMismatch",
-            "This request is not authorized to perform this operation using this protocol.",
-        ));
-    }
-    // Creating is allowed by `c` or `w`, as on Azure.
-    let allowed =
-        permissions.contains(permission) || (permission == 'c' && permissions.contains('w'));
-    if !allowed {
-        return Err(ApiError::new(
-            403,
-            "AuthorizationPermissionMismatch",
-            "This request is not authorized to perform this operation using this permission.",
-        ));
     }
     Ok(())
 }
