@@ -114,6 +114,8 @@ pub async fn copy(
         deadline,
         ..
     } = plan;
+    // What the destination holds first: a missing container fails before the source is read.
+    let held = Held::new(existing, &dest).await?;
     let mut items = match input {
         Input::Walk => source.list(root).await?,
         Input::Files(files) => feed(files),
@@ -123,7 +125,7 @@ pub async fn copy(
         options,
         deadline,
         names: NameGuard::new(dest.as_ref()),
-        held: Held::new(existing, &dest).await?,
+        held,
         dest: dest.clone(),
     };
     let (pool, big_file_weight) = file_pool(options);

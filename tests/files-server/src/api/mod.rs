@@ -148,8 +148,10 @@ fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ApiError> {
-    let req = Req::parse(&state.account, method, uri, headers, body)?;
+    let mut req = Req::parse(&state.account, method, uri, headers, body)?;
     authorize(state, &req, uri.path())?;
+    // Hashed here, outside the store's lock, so ranges arriving together are hashed together.
+    req.digests = req.range_digests();
     dispatch(state, &req)
 }
 

@@ -19,7 +19,8 @@ pub(super) struct Req {
     pub(super) query: Vec<(String, String)>,
     pub(super) headers: HeaderMap,
     pub(super) body: Bytes,
-    /// A Put Range body's digests, computed before the store is locked.
+    /// A Put Range body's digests ([`Req::range_digests`]), computed once the request is
+    /// authorized and before the store is locked.
     pub(super) digests: Option<BodyDigests>,
 }
 
@@ -47,9 +48,7 @@ impl BodyDigests {
 }
 
 impl Req {
-    /// The account, share and path out of the URL (percent-decoded), the query, and for a
-    /// Put Range its body's digests: computed here, before the store is locked, so ranges
-    /// arriving together are hashed together.
+    /// The account, share and path out of the URL (percent-decoded) and the query.
     pub(super) fn parse(
         account: &str,
         method: Method,
@@ -79,10 +78,6 @@ impl Req {
         }
         let share = segments.next().transpose()?;
         let path = segments.collect::<Result<Vec<_>, _>>()?.join("/");
-        let is_range =
-            method == Method::PUT && query.iter().any(|(k, v)| k == "comp" && v == "range");
-        let digests =
-            is_range.then(|| BodyDigests::of(&body, headers.contains_key("x-ms-content-crc64")));
         Ok(Req {
             method,
             share,
@@ -90,8 +85,15 @@ impl Req {
             query,
             headers,
             body,
-            digests,
+            digests: None,
         })
+    }
+
+    /// For a Put Range, its body's digests; `None` for any other request.
+    pub(super) fn range_digests(&self) -> Option<BodyDigests> {
+        let is_range = self.method == Method::PUT && self.q("comp") == Some("range");
+        is_range
+            .then(|| BodyDigests::of(&self.body, self.headers.contains_key("x-ms-content-crc64")))
     }
 
     pub(super) fn q(&self, name: &str) -> Option<&str> {
