@@ -176,6 +176,48 @@ async fn a_second_run_copies_only_what_changed() {
     );
 }
 
+/// Azurite, like Azure, lists at most 5000 blobs a page: a rerun over more must find every
+/// held file on every page (the next page is fetched while one is handed over).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_finds_held_files_on_every_listing_page() {
+    let stack = Stack::start();
+    stack.azurite.create_container("pages").await;
+    let src = stack.source_dir("pages");
+    let files = 5_003;
+    for i in 0..files {
+        write_file(
+            &src,
+            &format!("d{}/f{i:05}.txt", i / 2000),
+            format!("{i}").as_bytes(),
+        );
+    }
+    let message = backup_message(&src, "pages", "", "");
+    let first = stack.run(&message).await;
+    assert_eq!(
+        (first.files.copied, first.status),
+        (files, JobStatus::Succeeded)
+    );
+
+    // One file on the second page changes (same size, later mtime).
+    let changed = write_file(&src, "d2/f05001.txt", b"5002");
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&changed)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let again = stack.run(&message).await;
+    assert_eq!(again.status, JobStatus::Succeeded, "{again:#?}");
+    assert_eq!(
+        (again.files.copied, again.files.skipped),
+        (1, files - 1),
+        "{again:#?}"
+    );
+    assert_eq!(stack.azurite.read("pages", "d2/f05001.txt").await, b"5002");
+    assert_eq!(stack.azurite.list("pages").await.len() as u64, files);
+}
+
 #[tokio::test]
 async fn hash_compare_catches_a_change_that_keeps_size_and_mtime() {
     let stack = Stack::start();

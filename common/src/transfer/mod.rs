@@ -114,12 +114,16 @@ pub async fn copy(
         deadline,
         ..
     } = plan;
-    // What the destination holds first: a missing container fails before the source is read.
-    let held = Held::new(existing, &dest).await?;
-    let mut items = match input {
-        Input::Walk => source.list(root).await?,
-        Input::Files(files) => feed(files),
-    };
+    // Both listings start together (a listing-bound rerun waits for the slower, not the sum);
+    // the destination's error comes first, so a missing container is what the job reports.
+    let (held, items) = tokio::join!(Held::new(existing, &dest), async {
+        match input {
+            Input::Walk => source.list(root).await,
+            Input::Files(files) => Ok(feed(files)),
+        }
+    });
+    let held = held?;
+    let mut items = items?;
     let mut admission = Admission {
         filter,
         options,

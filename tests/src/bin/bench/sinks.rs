@@ -99,12 +99,12 @@ impl Sink {
         self.endpoint.clone()
     }
 
-    /// Blob only: a SAS URL (create, write) of the bench container, reached like `endpoint`.
+    /// Blob only: a SAS URL (create, write, list) of the bench container, reached like `endpoint`.
     pub fn container_sas_url(&self) -> Option<String> {
         let Server::Blob(azurite) = &self.server else {
             return None;
         };
-        let sas = azurite.container_sas_url(CONTAINER, "cw", 3600);
+        let sas = azurite.container_sas_url(CONTAINER, "cwl", 3600);
         Some(match port_of(&self.endpoint) {
             Some(port) => with_port(&sas, port),
             None => sas,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use harness::sshd::Sshd;
 
-use super::limits;
+use super::limits::{self, Requests};
 use super::link::Link;
 use super::measure::{median, CpuWatch, MIB};
 use super::sets::Set;
@@ -84,21 +84,8 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
             &cat,
         );
         for service in &choice.services {
-            let put = if *set == Set::FourGiB {
-                None
-            } else {
-                let mut walls = Vec::new();
-                for _ in 0..choice.reps {
-                    let sink = Sink::start(*service, exe_dir, &link).await?;
-                    walls.push(limits::sink_put(&sink, &dir).await?.as_secs_f64());
-                }
-                let put = Sample {
-                    wall: median(&mut walls),
-                    ..Sample::default()
-                };
-                row(*set, service.title(), "limit: PUT from memory", &put);
-                Some(put)
-            };
+            let limits = sink_limits(*set, *service, exe_dir, &at, &dir, choice.reps).await?;
+            limits.rows(*set, *service);
             // Azurite computes CRC-64 in JavaScript: the MD5 variant shows what that costs.
             let tools_run: &[Tool] = match service {
                 Service::Blob if *set != Set::SmallFiles => {
@@ -130,8 +117,7 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
                     );
                 }
             }
-            let (ours, theirs) = (&runs[0].1, &runs[1].1);
-            notes.push(judge(*set, *service, ours, theirs, &cat, put.as_ref()));
+            notes.push(judge(*set, *service, &runs, &cat, &limits));
         }
     }
     println!();
@@ -225,11 +211,11 @@ fn row(set: Set, destination: &str, run: &str, s: &Sample) {
 fn judge(
     set: Set,
     service: Service,
-    ours: &Sample,
-    theirs: &Sample,
+    runs: &[(Tool, Sample, Sample)],
     cat: &Sample,
-    put: Option<&Sample>,
+    limits: &SinkLimits,
 ) -> String {
+    let (ours, theirs) = (&runs[0].1, &runs[1].1);
     let gib = set.bytes() as f64 / (1024.0 * MIB as f64);
     let mut note = format!(
         "- {} into {}: speed x{:.2} of rclone's, peak RSS x{:.2}, CPU x{:.2} \
@@ -242,7 +228,8 @@ fn judge(
         ours.cpu / gib,
         theirs.cpu / gib,
     );
-    if let Some(put) = put {
+    // The worker's default requests meet the sink's ingest of those requests.
+    if let Some(put) = limits.worker_put.as_ref().or(limits.put.as_ref()) {
         let (limit, name) = if cat.wall >= put.wall {
             (cat.wall, "the SFTP read")
         } else {
@@ -253,5 +240,96 @@ fn judge(
             100.0 * limit / ours.wall
         ));
     }
+    if let Some(list) = &limits.list {
+        let (ours, theirs) = (&runs[0].2, &runs[1].2);
+        note.push_str(&format!(
+            "; unchanged rerun x{:.2} of rclone's, at {:.0} % of the container's listing ({:.2} s)",
+            theirs.wall / ours.wall,
+            100.0 * list.wall / ours.wall,
+            list.wall
+        ));
+    }
     note
+}
+
+/// The sink's own limits for one set, each a median of runs into a fresh sink.
+#[derive(Default)]
+struct SinkLimits {
+    /// Plain ingest (none for the 4 GiB set, which measures memory growth).
+    put: Option<Sample>,
+    /// Blob, sets of big files: the ingest of the worker's own requests (CRC-64 per block).
+    worker_put: Option<Sample>,
+    /// Blob, small files: listing what the container holds (the unchanged rerun's limit).
+    list: Option<Sample>,
+}
+
+impl SinkLimits {
+    fn rows(&self, set: Set, service: Service) {
+        let named = [
+            (&self.put, "limit: PUT from memory"),
+            (
+                &self.worker_put,
+                "limit: PUT from memory, the worker's requests (Put Block + CRC-64)",
+            ),
+            (&self.list, "limit: list the container (for the rerun)"),
+        ];
+        for (sample, name) in named {
+            if let Some(sample) = sample {
+                row(set, service.title(), name, sample);
+            }
+        }
+    }
+}
+
+async fn sink_limits(
+    set: Set,
+    service: Service,
+    exe_dir: &Path,
+    at: &Source<'_>,
+    dir: &Path,
+    reps: usize,
+) -> anyhow::Result<SinkLimits> {
+    if set == Set::FourGiB {
+        return Ok(SinkLimits::default());
+    }
+    let blob = service == Service::Blob;
+    let (mut put, mut worker_put, mut list) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let sink = Sink::start(service, exe_dir, at.link).await?;
+        put.push(ingest(at, &sink, dir, Requests::Plain).await?);
+        if blob && set == Set::SmallFiles {
+            let took = limits::sink_list(&sink, set.files()).await?;
+            list.push(Sample {
+                wall: took.as_secs_f64(),
+                ..Sample::default()
+            });
+        }
+        drop(sink);
+        if blob && set != Set::SmallFiles {
+            let sink = Sink::start(service, exe_dir, at.link).await?;
+            worker_put.push(ingest(at, &sink, dir, Requests::AsTheWorker).await?);
+        }
+    }
+    let median_of = |samples: Vec<Sample>| (!samples.is_empty()).then(|| medians(&samples));
+    Ok(SinkLimits {
+        put: median_of(put),
+        worker_put: median_of(worker_put),
+        list: median_of(list),
+    })
+}
+
+/// One sink-ingest limit run: its wall time and the sink's CPU.
+async fn ingest(
+    at: &Source<'_>,
+    sink: &Sink,
+    dir: &Path,
+    requests: Requests,
+) -> anyhow::Result<Sample> {
+    let watch = CpuWatch::start(at.sshd.pid(), &[sink.pid()]);
+    let took = limits::sink_put(sink, dir, requests).await?;
+    Ok(Sample {
+        wall: took.as_secs_f64(),
+        sink: watch.stop()[1],
+        ..Sample::default()
+    })
 }
