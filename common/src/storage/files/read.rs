@@ -12,7 +12,7 @@ use super::{join, FilesDestination, TEMP_PREFIX};
 use crate::check::CheckFailure;
 use crate::error::{Error, Result};
 use crate::storage::read::RangedReader;
-use crate::storage::walk::{child, Entry, Next, SortedWalk};
+use crate::storage::walk::{child, walk_ahead, Entry};
 use crate::storage::{Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
 /// A file as a directory listing shows it.
@@ -23,8 +23,8 @@ pub(super) struct ListedFile {
     pub last_modified: Option<i64>,
 }
 
-/// Walk the share-relative folder `base` in path order ([`crate::storage::walk`]), one
-/// directory at a time, skipping the worker's state folder at the top. `keep` turns a file
+/// Walk the share-relative folder `base` in path order ([`crate::storage::walk`]), the next
+/// few directories read at once, skipping the worker's state folder at the top. `keep` turns a file
 /// (with its folder relative to `base`) into an item, or drops it. The first directory is read
 /// here: a missing share fails the caller, a missing folder lists nothing; a later directory
 /// that cannot be read becomes the item `failed` makes, and the walk goes on.
@@ -34,51 +34,40 @@ pub(super) async fn walk<T: Send + 'static>(
     keep: impl Fn(&str, ListedFile) -> Option<T> + Send + Sync + 'static,
     failed: impl Fn(String, Error) -> T + Send + Sync + 'static,
 ) -> Result<mpsc::Receiver<T>> {
-    let first = client.list(&base).await?.unwrap_or_default();
-    let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(async move {
-        let entries = |dir: &str, listed: Vec<DirEntry>| -> Vec<Entry<T>> {
-            listed
-                .into_iter()
-                .filter_map(|entry| match entry {
-                    DirEntry::Directory(name) if dir.is_empty() && name == RESERVED_DIR => None,
-                    DirEntry::Directory(name) => Some(Entry::Dir(name)),
-                    DirEntry::File {
-                        name,
+    let entries = move |dir: &str, listed: Vec<DirEntry>| -> Vec<Entry<T>> {
+        listed
+            .into_iter()
+            .filter_map(|entry| match entry {
+                DirEntry::Directory(name) if dir.is_empty() && name == RESERVED_DIR => None,
+                DirEntry::Directory(name) => Some(Entry::Dir(name)),
+                DirEntry::File {
+                    name,
+                    size,
+                    last_write,
+                    last_modified,
+                } => {
+                    let file = ListedFile {
+                        name: name.clone(),
                         size,
                         last_write,
                         last_modified,
-                    } => {
-                        let file = ListedFile {
-                            name: name.clone(),
-                            size,
-                            last_write,
-                            last_modified,
-                        };
-                        keep(dir, file).map(|item| Entry::Item(name, item))
-                    }
-                })
-                .collect()
-        };
-        let mut walk = SortedWalk::default();
-        walk.enter("", entries("", first));
-        while let Some(next) = walk.next() {
-            let item = match next {
-                Next::Item(item) => item,
-                Next::Read(dir) => match client.list(&join(&base, &dir)).await {
-                    Ok(listed) => {
-                        let found = entries(&dir, listed.unwrap_or_default());
-                        walk.enter(&dir, found);
-                        continue;
-                    }
-                    Err(e) => failed(dir, e),
-                },
-            };
-            if tx.send(item).await.is_err() {
-                return;
-            }
+                    };
+                    keep(dir, file).map(|item| Entry::Item(name, item))
+                }
+            })
+            .collect()
+    };
+    let entries = Arc::new(entries);
+    let first = entries("", client.list(&base).await?.unwrap_or_default());
+    let (tx, rx) = mpsc::channel(1024);
+    let read = move |dir: String| {
+        let (client, entries, path) = (client.clone(), entries.clone(), join(&base, &dir));
+        async move {
+            let listed = client.list(&path).await?;
+            Ok(entries(&dir, listed.unwrap_or_default()))
         }
-    });
+    };
+    tokio::spawn(walk_ahead(first, read, failed, tx));
     Ok(rx)
 }
 

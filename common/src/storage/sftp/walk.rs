@@ -1,5 +1,5 @@
-//! Walking a tree over SFTP: directories are read one at a time (each retried on a new
-//! connection if the link breaks), items stream through a bounded channel.
+//! Walking a tree over SFTP: the next few directories are read at once (each retried on a new
+//! connection if the link breaks), items stream through a bounded channel in path order.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
-use crate::storage::walk::{child, Entry, Next, SortedWalk};
+use crate::storage::walk::{child, walk_ahead, Entry};
 use crate::storage::{join, ListItem, SourceFile};
 
 /// Items buffered between the walker and the transfer engine.
@@ -30,29 +30,17 @@ pub async fn start(
     root: &str,
     temporaries: Temporaries,
 ) -> Result<mpsc::Receiver<ListItem>> {
-    let first = read_dir(&sessions, root).await?;
+    let first = entries("", read_dir(&sessions, root).await?, temporaries);
     let (tx, rx) = mpsc::channel(LIST_CHANNEL_DEPTH);
     let root = root.to_string();
-    tokio::spawn(async move {
-        let mut walk = SortedWalk::default();
-        walk.enter("", entries("", first, temporaries));
-        while let Some(next) = walk.next() {
-            let item = match next {
-                Next::Item(item) => item,
-                Next::Read(dir) => match read_dir(&sessions, &join(&root, &dir)).await {
-                    Ok(read) => {
-                        let found = entries(&dir, read, temporaries);
-                        walk.enter(&dir, found);
-                        continue;
-                    }
-                    Err(err) => ListItem::Error(dir, err),
-                },
-            };
-            if tx.send(item).await.is_err() {
-                return;
-            }
+    let read = move |dir: String| {
+        let (sessions, path) = (sessions.clone(), join(&root, &dir));
+        async move {
+            let read = read_dir(&sessions, &path).await?;
+            Ok(entries(&dir, read, temporaries))
         }
-    });
+    };
+    tokio::spawn(walk_ahead(first, read, ListItem::Error, tx));
     Ok(rx)
 }
 
