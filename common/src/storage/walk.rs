@@ -169,7 +169,7 @@ pub async fn walk_ahead<T, E, R, F>(
                         continue;
                     }
                     Ok(Err(e)) => failed(dir, e),
-                    // A read that panicked must not end the walk as if it were whole.
+                    // A read that panicked fails the walk's task, as reading in it would have.
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(_) => break, // the runtime is shutting down
                 }
