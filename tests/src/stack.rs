@@ -127,6 +127,15 @@ pub fn source_vars(sshd: &Sshd) -> HashMap<String, String> {
 }
 
 /// Write `content` at `root/rel`, creating directories readable by everyone.
+/// Set a source file's modification time (to fool or wake a size+mtime compare).
+pub fn set_mtime(path: &Path, at: std::time::SystemTime) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(at))
+        .unwrap_or_else(|e| panic!("set the mtime of {}: {e}", path.display()));
+}
+
 pub fn write_file(root: &Path, rel: &str, content: &[u8]) -> PathBuf {
     let path = root.join(rel);
     if let Some(parent) = path.parent() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use backup_common::result::{JobResult, JobStatus};
-use harness::stack::{pattern, write_file, Stack};
+use harness::stack::{pattern, set_mtime, write_file, Stack};
 use md5::{Digest, Md5};
 
 fn backup_message(path: &Path, container: &str, prefix: &str, extra: &str) -> String {
@@ -157,12 +157,7 @@ async fn a_second_run_copies_only_what_changed() {
 
     write_file(&src, "grows.txt", b"version two");
     let later = SystemTime::now() + Duration::from_secs(3600);
-    fs::File::options()
-        .write(true)
-        .open(&touched)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    set_mtime(&touched, later);
     write_file(&src, "new.txt", b"new");
     let third = stack.run(&message).await;
     assert_eq!(
@@ -201,12 +196,7 @@ async fn a_rerun_finds_held_files_on_every_listing_page() {
     // One file on the second page changes (same size, later mtime).
     let changed = write_file(&src, "d2/f05001.txt", b"5002");
     let later = SystemTime::now() + Duration::from_secs(3600);
-    fs::File::options()
-        .write(true)
-        .open(&changed)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    set_mtime(&changed, later);
     let again = stack.run(&message).await;
     assert_eq!(again.status, JobStatus::Succeeded, "{again:#?}");
     assert_eq!(
@@ -230,12 +220,7 @@ async fn hash_compare_catches_a_change_that_keeps_size_and_mtime() {
     assert_eq!(stack.run(&by_size).await.files.copied, 1);
 
     write_file(&src, "f.txt", b"BBBB");
-    fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&file, mtime);
     let fooled = stack.run(&by_size).await;
     assert_eq!(fooled.files.skipped, 1, "size+mtime cannot see this change");
     let caught = stack.run(&by_hash).await;

@@ -5,11 +5,11 @@ use std::num::NonZero;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::http::pager::Page;
-use azure_core::http::{ClientOptions, Url};
+use azure_core::http::pager::{Page, PageIterator};
+use azure_core::http::{ClientOptions, Response, Url, XmlFormat};
 use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobContainerClientListBlobsOptions, BlobItem, ListBlobsIncludeItem,
+    BlobContainerClientListBlobsOptions, BlobItem, ListBlobsIncludeItem, ListBlobsResponse,
 };
 use azure_storage_blob::{BlobClient, BlobClientOptions};
 use bytes::{Bytes, BytesMut};
@@ -26,6 +26,18 @@ use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AccountConfig;
 use crate::storage::read::{RangeRead, RangedReader};
 use crate::storage::{join, Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
+
+type ListPages = PageIterator<Response<ListBlobsResponse, XmlFormat>>;
+
+/// The blobs of the next page of a listing (`None`: it ended).
+async fn next_items(
+    pages: &mut ListPages,
+) -> azure_core::Result<Option<<ListBlobsResponse as Page>::IntoIter>> {
+    match pages.try_next().await? {
+        Some(page) => Ok(Some(page.into_items().await?)),
+        None => Ok(None),
+    }
+}
 
 /// What a blob holds, as a reader needs it.
 pub(super) struct Properties {
@@ -163,25 +175,19 @@ impl BlobDestination {
             .list_blobs(Some(options))
             .map_err(&map_err)?
             .into_pages();
-        let first = match pages.try_next().await.map_err(&map_err)? {
-            Some(page) => Some(page.into_items().await.map_err(&map_err)?),
-            None => None,
-        };
+        let first = next_items(&mut pages).await.map_err(&map_err)?;
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
             let mut page = first;
             while let Some(items) = page {
                 let next = tokio::spawn(async move {
-                    let fetched = match pages.try_next().await {
-                        Ok(Some(next)) => next.into_items().await.map(Some),
-                        Ok(None) => Ok(None),
-                        Err(e) => Err(e),
-                    };
+                    let fetched = next_items(&mut pages).await;
                     (pages, fetched)
                 });
                 for item in items {
                     let Some(kept) = keep(item) else { continue };
                     if tx.send(kept).await.is_err() {
+                        next.abort(); // nobody reads on: no page more
                         return;
                     }
                 }
