@@ -11,9 +11,9 @@ use backup_common::error::ErrorKind;
 use backup_common::job::storages;
 use backup_common::message::{DestinationRef, SourceRef, TargetRef};
 use backup_common::storage::checksum::BodySum;
-use backup_common::storage::{Destination, FileMeta, ListItem, RemoteFile, Source};
+use backup_common::storage::{ChunkBuf, Destination, FileMeta, ListItem, RemoteFile, Source};
 use backup_common::transfer::MergedListing;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use harness::fault::{FaultProxy, Policy};
 use harness::stack::{pattern, Stack};
 use md5::{Digest, Md5};
@@ -151,12 +151,12 @@ async fn write(s: &Storage, path: &str, data: &[u8]) {
 
 async fn read(s: &Storage, path: &str, offset: u64) -> Vec<u8> {
     let mut reader = s.read.open(&s.root, path, offset).await.unwrap();
-    let mut buf = BytesMut::new();
+    let mut buf = ChunkBuf::heap(0);
     loop {
         let before = buf.len();
         reader.read_into(&mut buf, before + CHUNK).await.unwrap();
         if buf.len() == before {
-            return buf.to_vec();
+            return buf.as_ref().to_vec();
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use rustic_core::{
     BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::error::{Error, ErrorKind as Kind, Result};
 use crate::storage::write::unix_now;
-use crate::storage::{Destination, FileMeta, ListItem, Source};
+use crate::storage::{ChunkBuf, Destination, FileMeta, ListItem, Source};
 
 /// Largest request body for one staged chunk of a big object (Azure Files takes at most 4 MiB).
 const CHUNK: u64 = 4 * 1024 * 1024;
@@ -119,7 +119,7 @@ impl ObjectBackend {
 
     async fn read(&self, path: &str, offset: u64, length: Option<u64>) -> Result<Bytes> {
         let mut reader = self.read.open("", path, offset).await?;
-        let mut buf = BytesMut::new();
+        let mut buf = ChunkBuf::heap(0);
         loop {
             let want = match length {
                 Some(len) => len as usize,

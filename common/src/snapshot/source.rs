@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use rustic_core::repofile::Node;
 use rustic_core::vfs::OpenFile;
 use rustic_core::{IndexedFullStatus, LsOptions, OpenStatus, ReadBackend, Repository, RusticError};
@@ -19,7 +18,7 @@ use super::{failure, no_repository, open_existing};
 use crate::check::CheckFailure;
 use crate::config::Secret;
 use crate::error::{Error, Result};
-use crate::storage::{ListItem, Source, SourceFile, SourceReader};
+use crate::storage::{ChunkBuf, ListItem, Source, SourceFile, SourceReader};
 
 type Repo = Repository<IndexedFullStatus>;
 
@@ -141,7 +140,7 @@ struct SnapshotReader {
 
 #[async_trait]
 impl SourceReader for SnapshotReader {
-    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()> {
+    async fn read_into(&mut self, buf: &mut ChunkBuf, want: usize) -> Result<()> {
         let len = want.saturating_sub(buf.len());
         if len == 0 {
             return Ok(());

@@ -8,6 +8,7 @@
 pub mod azure;
 pub mod blob;
 pub mod checksum;
+pub mod chunk_buf;
 pub mod files;
 pub mod read;
 pub mod retry;
@@ -15,6 +16,7 @@ pub mod sftp;
 pub mod walk;
 pub mod write;
 
+pub use chunk_buf::ChunkBuf;
 pub use read::{join, ListItem, Source, SourceFile, SourceReader};
 pub use write::{
     Capability, CheckFailure, Destination, FileMeta, HeldFile, Holdings, RemoteFile, Upload,

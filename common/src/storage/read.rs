@@ -3,9 +3,9 @@
 //! verify read a mirror in Blob or Files. It knows nothing about where the bytes go.
 
 use async_trait::async_trait;
-use bytes::BytesMut;
 use tokio::sync::mpsc;
 
+use super::ChunkBuf;
 use crate::error::{Error, Result};
 
 /// A regular file found under the source root.
@@ -64,7 +64,7 @@ pub trait Source: Send + Sync {
 pub trait SourceReader: Send {
     /// Append the file's next bytes to `buf` until it holds `want` bytes or the file ends. On
     /// an error, what was read stays in `buf`, so a caller can continue from there.
-    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()>;
+    async fn read_into(&mut self, buf: &mut ChunkBuf, want: usize) -> Result<()>;
 
     /// The MD5 the storage holds for the whole file (learnt when it was opened), if any.
     fn stored_md5(&self) -> Option<[u8; 16]> {
@@ -93,7 +93,7 @@ pub struct RangedReader {
 
 #[async_trait]
 impl SourceReader for RangedReader {
-    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()> {
+    async fn read_into(&mut self, buf: &mut ChunkBuf, want: usize) -> Result<()> {
         let len =
             (want.saturating_sub(buf.len()) as u64).min(self.size - self.offset.min(self.size));
         if len == 0 {
@@ -113,6 +113,32 @@ impl SourceReader for RangedReader {
     }
 }
 
+/// Run a listing's producer as its own task, sending into `tx`. A producer that panicked would
+/// close the channel just as a finished one does, and a partial listing would pass for the
+/// whole (a backup short of files, a verify that checked less, without a word): its last item
+/// is then `broken(error)` instead.
+pub fn spawn_listing<T, P, F>(
+    tx: mpsc::Sender<T>,
+    produce: P,
+    broken: impl FnOnce(Error) -> T + Send + 'static,
+) where
+    T: Send + 'static,
+    P: FnOnce(mpsc::Sender<T>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let producer = tokio::spawn(produce(tx.clone()));
+    // This sender keeps the channel open until the producer's end is known.
+    tokio::spawn(async move {
+        match producer.await {
+            Err(e) if e.is_panic() => {
+                let error = Error::Internal(format!("the listing stopped before its end: {e}"));
+                let _ = tx.send(broken(error)).await;
+            }
+            _ => {} // finished, or the runtime is shutting down
+        }
+    });
+}
+
 /// `root` joined with a relative `path`.
 pub fn join(root: &str, path: &str) -> String {
     if path.is_empty() {
@@ -121,5 +147,53 @@ pub fn join(root: &str, path: &str) -> String {
         format!("{root}{path}")
     } else {
         format!("{root}/{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listing_that_panics_ends_with_an_error_not_as_if_whole() {
+        let (tx, mut rx) = mpsc::channel(1);
+        spawn_listing(
+            tx,
+            |tx| async move {
+                for n in 0..3 {
+                    if n == 2 {
+                        panic!("a bug in the walk");
+                    }
+                    let _ = tx.send(Ok(n)).await;
+                }
+            },
+            Err,
+        );
+        assert_eq!(rx.recv().await.map(|r| r.ok()), Some(Some(0)));
+        assert_eq!(rx.recv().await.map(|r| r.ok()), Some(Some(1)));
+        let Some(Err(last)) = rx.recv().await else {
+            panic!("the listing ended without saying it broke");
+        };
+        assert_eq!(last.code(), "internal");
+        assert!(
+            last.to_string()
+                .contains("the listing stopped before its end"),
+            "{last}"
+        );
+        assert!(rx.recv().await.is_none(), "then the channel closes");
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_finishes_just_closes() {
+        let (tx, mut rx) = mpsc::channel(4);
+        spawn_listing(
+            tx,
+            |tx| async move {
+                let _ = tx.send(Ok::<_, Error>(7)).await;
+            },
+            Err,
+        );
+        assert_eq!(rx.recv().await.map(|r| r.ok()), Some(Some(7)));
+        assert!(rx.recv().await.is_none());
     }
 }

@@ -1,16 +1,17 @@
 //! Chunk buffers used again instead of allocated for every chunk.
 //!
 //! A chunk's bytes are shared by its request body and the file's MD5 pipeline, and freed by
-//! whichever lets go last (often the HTTP client). Allocating and freeing a 4 MiB buffer per
-//! chunk costs page faults on every new buffer, and glibc keeps such freed buffers in per-thread
-//! arenas it does not give back: measured on the 1 GiB and 4 GiB benchmark sets, the peak RSS
-//! was ~25 MiB above what a single arena held (and grew with the file). Here the bytes are
-//! frozen with an owner that hands the buffer back to its job's [`ChunkBuffers`] when the last
-//! reference drops, so a job reuses the buffers its `upload_concurrency` slots already bound.
+//! whichever lets go last (often the HTTP client). A new 4 MiB buffer costs a page fault per
+//! page it fills, so the bytes are frozen with an owner that hands the buffer back to its job's
+//! [`ChunkBuffers`] when the last reference drops, and the job reuses the buffers its
+//! `upload_concurrency` slots already bound. The buffers are mapped ([`ChunkBuf::mapped`]):
+//! those not kept go back to the system when freed instead of staying in the allocator.
 
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::storage::ChunkBuf;
 
 /// Reads smaller than this are not worth a pooled buffer (the end-of-file probe, small files).
 const SMALLEST_POOLED: usize = 256 * 1024;
@@ -18,7 +19,7 @@ const SMALLEST_POOLED: usize = 256 * 1024;
 /// The job's chunk buffers: all of its chunk size, so any idle one serves any read.
 pub struct ChunkBuffers {
     size: usize,
-    idle: Mutex<Vec<BytesMut>>,
+    idle: Mutex<Vec<ChunkBuf>>,
     /// Idle buffers kept at most: a job in full flight keeps few idle (each is taken again by
     /// the next read); this bounds what a job winding down holds outside the budget.
     keep: usize,
@@ -34,28 +35,29 @@ impl ChunkBuffers {
     }
 
     /// An empty buffer with room for `len` bytes: for a chunk (up to the chunk size, at least
-    /// [`SMALLEST_POOLED`]) an idle buffer or a new one of the chunk size, else one of `len`.
-    pub fn take(&self, len: usize) -> BytesMut {
+    /// [`SMALLEST_POOLED`]) an idle buffer or a new mapped one of the chunk size, else one of
+    /// `len` on the heap.
+    pub fn take(&self, len: usize) -> ChunkBuf {
         if !self.pools(len) {
-            return BytesMut::with_capacity(len);
+            return ChunkBuf::heap(len);
         }
         match self.lock().pop() {
             Some(mut buf) => {
                 buf.clear();
                 buf
             }
-            None => BytesMut::with_capacity(self.size),
+            None => ChunkBuf::mapped(self.size),
         }
     }
 
     /// Freeze `buf` (from [`ChunkBuffers::take`]) so that its memory comes back here once
     /// every copy of the returned bytes is dropped.
-    pub fn freeze(self: &Arc<Self>, buf: BytesMut) -> Bytes {
-        if buf.capacity() != self.size || !self.pools(self.size) {
+    pub fn freeze(self: &Arc<Self>, buf: ChunkBuf) -> Bytes {
+        if !buf.is_mapped() || buf.capacity() != self.size || !self.pools(self.size) {
             return buf.freeze();
         }
         Bytes::from_owner(Recycled {
-            data: buf,
+            data: Some(buf),
             home: self.clone(),
         })
     }
@@ -70,14 +72,14 @@ impl ChunkBuffers {
         self.lock().len()
     }
 
-    fn give_back(&self, buf: BytesMut) {
+    fn give_back(&self, buf: ChunkBuf) {
         let mut idle = self.lock();
         if idle.len() < self.keep {
             idle.push(buf);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<BytesMut>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ChunkBuf>> {
         // A panic while holding the lock leaves a plain list of buffers: still usable.
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -85,19 +87,22 @@ impl ChunkBuffers {
 
 /// The owner of a frozen chunk's memory.
 struct Recycled {
-    data: BytesMut,
+    /// `None` only once handed back.
+    data: Option<ChunkBuf>,
     home: Arc<ChunkBuffers>,
 }
 
 impl AsRef<[u8]> for Recycled {
     fn as_ref(&self) -> &[u8] {
-        &self.data
+        self.data.as_ref().map_or(&[], |buf| buf.as_ref())
     }
 }
 
 impl Drop for Recycled {
     fn drop(&mut self) {
-        self.home.give_back(std::mem::take(&mut self.data));
+        if let Some(buf) = self.data.take() {
+            self.home.give_back(buf);
+        }
     }
 }
 
@@ -112,7 +117,8 @@ mod tests {
         let buffers = ChunkBuffers::new(4 * MIB, 4);
         let mut buf = buffers.take(4 * MIB);
         buf.extend_from_slice(&[7u8; 1000]);
-        let first = buf.as_ptr();
+        assert!(buf.is_mapped(), "a chunk's buffer is its own mapping");
+        let first = buf.as_ref().as_ptr();
         let bytes = buffers.freeze(buf);
         let copy = bytes.slice(10..20);
         drop(bytes);
@@ -121,8 +127,10 @@ mod tests {
         drop(copy);
         assert_eq!(buffers.idle(), 1);
         // A file's shorter last chunk takes the same buffer.
-        let again = buffers.take(2 * MIB);
-        assert_eq!(again.as_ptr(), first, "the same memory");
+        let mut again = buffers.take(2 * MIB);
+        again.extend_from_slice(&[1]);
+        assert_eq!(again.as_ref().as_ptr(), first, "the same memory");
+        again.clear();
         assert!(again.is_empty(), "handed out empty");
         assert_eq!(again.capacity(), 4 * MIB);
     }
@@ -132,6 +140,7 @@ mod tests {
         let buffers = ChunkBuffers::new(4 * MIB, 4);
         let tiny = buffers.take(1);
         assert!(tiny.capacity() < MIB);
+        assert!(!tiny.is_mapped(), "small reads stay on the heap");
         drop(buffers.freeze(tiny));
         // A read bigger than the chunk size (not made by the engine) is not pooled either.
         drop(buffers.freeze(buffers.take(8 * MIB)));

@@ -11,8 +11,8 @@ use super::budget::ChunkSlots;
 use super::buffers::ChunkBuffers;
 use super::digest::FileMd5;
 use crate::error::Result;
-use crate::storage::{Source, SourceReader};
-use bytes::{Bytes, BytesMut};
+use crate::storage::{ChunkBuf, Source, SourceReader};
+use bytes::Bytes;
 
 /// Reopens in a row without a byte of progress before the error is final, and the first pause
 /// between them (doubling). A reopen that got further starts the count again: a link that
@@ -67,7 +67,7 @@ impl ResumingReader {
     pub async fn read_chunk(&mut self, len: usize) -> Result<Bytes> {
         let mut buf = match &self.buffers {
             Some(buffers) => buffers.take(len),
-            None => BytesMut::with_capacity(len),
+            None => ChunkBuf::heap(len),
         };
         loop {
             let failure = match self.reader.read_into(&mut buf, len).await {

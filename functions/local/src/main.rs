@@ -139,8 +139,14 @@ async fn run(message: &[u8]) -> anyhow::Result<i32> {
     }
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(peak) = peak_rss_bytes() {
-        // What an operator needs to size the function's memory.
-        tracing::info!(peak_rss_bytes = peak, "resources");
+        // What an operator needs to size the function's memory: all of it, and the part that
+        // chunks held at once (the rest does not grow with the files).
+        let chunks = backup_common::transfer::MemoryBudget::process().peak();
+        tracing::info!(
+            peak_rss_bytes = peak,
+            chunk_memory_peak = chunks,
+            "resources"
+        );
     }
     Ok(result.status.exit_code())
 }

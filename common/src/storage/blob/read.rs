@@ -24,7 +24,7 @@ use crate::storage::azure::error::sdk_kind;
 use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AccountConfig;
-use crate::storage::read::{RangeRead, RangedReader};
+use crate::storage::read::{spawn_listing, RangeRead, RangedReader};
 use crate::storage::{join, Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
 type ListPages = PageIterator<Response<ListBlobsResponse, XmlFormat>>;
@@ -159,7 +159,7 @@ impl BlobDestination {
         &self,
         list_prefix: String,
         keep: impl Fn(BlobItem) -> Option<T> + Send + 'static,
-        failed: impl FnOnce(Error) -> T + Send + 'static,
+        failed: impl Fn(Error) -> T + Send + Sync + 'static,
     ) -> Result<mpsc::Receiver<T>> {
         let options = BlobContainerClientListBlobsOptions {
             include: Some(vec![ListBlobsIncludeItem::Metadata]),
@@ -177,7 +177,9 @@ impl BlobDestination {
             .into_pages();
         let first = next_items(&mut pages).await.map_err(&map_err)?;
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
+        let failed = Arc::new(failed);
+        let broken = failed.clone();
+        let produce = |tx: mpsc::Sender<T>| async move {
             let mut page = first;
             while let Some(items) = page {
                 let next = tokio::spawn(async move {
@@ -203,7 +205,8 @@ impl BlobDestination {
                     }
                 };
             }
-        });
+        };
+        spawn_listing(tx, produce, move |e| broken(e));
         Ok(rx)
     }
 
@@ -244,7 +247,7 @@ impl Source for BlobDestination {
         self.list_blobs(
             list_prefix.clone(),
             move |item| to_source_file(item, &list_prefix).map(ListItem::File),
-            move |e| ListItem::Error(at, e),
+            move |e| ListItem::Error(at.clone(), e),
         )
         .await
     }

@@ -11,7 +11,7 @@ use super::client::{DirEntry, FilesClient};
 use super::{join, FilesDestination, TEMP_PREFIX};
 use crate::check::CheckFailure;
 use crate::error::{Error, Result};
-use crate::storage::read::RangedReader;
+use crate::storage::read::{spawn_listing, RangedReader};
 use crate::storage::walk::{child, walk_ahead, Entry};
 use crate::storage::{Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
@@ -67,7 +67,13 @@ pub(super) async fn walk<T: Send + 'static>(
             Ok(entries(&dir, listed.unwrap_or_default()))
         }
     };
-    tokio::spawn(walk_ahead(first, read, failed, tx));
+    let failed = Arc::new(failed);
+    let broken = failed.clone();
+    spawn_listing(
+        tx,
+        |tx| walk_ahead(first, read, move |dir, e| failed(dir, e), tx),
+        move |e| broken(String::new(), e),
+    );
     Ok(rx)
 }
 

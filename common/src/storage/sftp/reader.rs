@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 
 use super::connect::Connection;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::{Error, Result};
-use crate::storage::SourceReader;
+use crate::storage::{ChunkBuf, SourceReader};
 
 pub struct SftpReader {
     file: russh_sftp::client::fs::File,
@@ -71,11 +70,10 @@ impl SftpReader {
 
 #[async_trait]
 impl SourceReader for SftpReader {
-    async fn read_into(&mut self, buf: &mut BytesMut, want: usize) -> Result<()> {
+    async fn read_into(&mut self, buf: &mut ChunkBuf, want: usize) -> Result<()> {
         let limit = self.read_timeout();
         while buf.len() < want {
-            let mut limited = (&mut self.file).take((want - buf.len()) as u64);
-            let read = limited.read_buf(buf);
+            let read = buf.read_from(&mut self.file, want - buf.len());
             // A stalled read fails (and is retried) instead of blocking the file.
             let n = match tokio::time::timeout(limit, read).await {
                 Ok(Ok(n)) => n,

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::session::Sessions;
 use super::with_connection;
 use crate::error::Result;
+use crate::storage::read::spawn_listing;
 use crate::storage::walk::{child, walk_ahead, Entry};
 use crate::storage::{join, ListItem, SourceFile};
 
@@ -40,7 +41,11 @@ pub async fn start(
             Ok(entries(&dir, read, temporaries))
         }
     };
-    tokio::spawn(walk_ahead(first, read, ListItem::Error, tx));
+    spawn_listing(
+        tx,
+        |tx| walk_ahead(first, read, ListItem::Error, tx),
+        |e| ListItem::Error(String::new(), e),
+    );
     Ok(rx)
 }
 

@@ -15,6 +15,7 @@ use md5::Digest;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use super::connect::Connection;
 use super::session::Sessions;
@@ -23,6 +24,7 @@ use crate::check::CheckFailure;
 use crate::check::Step;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::checksum::{BodySum, ChunkChecksum};
+use crate::storage::read::spawn_listing;
 use crate::storage::write::{put_whole, random_hex, unix_now, Capability, TEMP_PREFIX};
 use crate::storage::{
     join, Destination, FileMeta, HeldFile, Holdings, ListItem, RemoteFile, Source, Upload,
@@ -196,7 +198,7 @@ impl Destination for SftpDestination {
     async fn list(&self) -> Result<Holdings> {
         // The walk a source does, plus the temporaries (to find dead ones).
         let sessions = self.sessions.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(256);
         let mut items = match walk::start(sessions, &self.root, walk::Temporaries::List).await {
             Ok(items) => items,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(rx), // nothing yet
@@ -206,7 +208,7 @@ impl Destination for SftpDestination {
             s.clear();
         }
         let (stale, root, now) = (self.stale.clone(), self.root.clone(), unix_now());
-        tokio::spawn(async move {
+        let produce = |tx: mpsc::Sender<Result<HeldFile>>| async move {
             while let Some(item) = items.recv().await {
                 let held = match item {
                     ListItem::File(f) if is_temporary(f.path.rsplit('/').next().unwrap_or("")) => {
@@ -233,7 +235,8 @@ impl Destination for SftpDestination {
                     return;
                 }
             }
-        });
+        };
+        spawn_listing(tx, produce, Err);
         Ok(rx)
     }
 
