@@ -206,7 +206,7 @@ fn a_watcher_never_sees_a_partial_file_under_its_final_name() {
                             .filter_map(|n| match n {
                                 files_server::store::Node::File(f) => Some((
                                     f.props.name.clone(),
-                                    f.data.len(),
+                                    f.written_end() as usize,
                                     f.http.content_md5.clone(),
                                 )),
                                 _ => None,
@@ -260,13 +260,15 @@ async fn temporaries_of_an_interrupted_run_are_removed_by_the_next_run() {
     let temporary = |name: &str, age: Duration| {
         let mut props = files_server::store::Props::new(name, Vec::new());
         props.last_modified = std::time::SystemTime::now() - age;
-        files_server::store::Node::File(Box::new(files_server::store::File {
+        let mut file = files_server::store::File {
             props,
             http: Default::default(),
             len: 1000,
-            data: vec![1; 10],
+            data: Default::default(),
             ranges: vec![(0, 9)],
-        }))
+        };
+        file.write(0, &[1; 10]);
+        files_server::store::Node::File(Box::new(file))
     };
     let (dead, busy) = (
         "p/dir/.bw-partial-0000dead-1-0000",

@@ -101,7 +101,7 @@ async fn damage_behind_our_back_is_found_in_files() {
     stack.files.with_store(|s| {
         let share = s.shares.get_mut("damaged").unwrap();
         match share.get_mut("m/docs/c.txt") {
-            Some(files_server::store::Node::File(f)) => f.data[0] = b'C',
+            Some(files_server::store::Node::File(f)) => f.write(0, b"C"),
             _ => panic!("m/docs/c.txt is not stored"),
         }
     });

@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The unit a file's bytes are stored in (Put Range's largest range).
+pub const BLOCK: u64 = 4 * 1024 * 1024;
+
 /// Nanoseconds since the Unix epoch.
 pub type Nanos = i128;
 
@@ -75,10 +78,12 @@ pub struct HttpHeaders {
 pub struct File {
     pub props: Props,
     pub http: HttpHeaders,
-    /// The file's length; bytes past `data.len()` read as zeros (files are created zero-filled
+    /// The file's length; bytes never written read as zeros (files are created zero-filled
     /// at their final size, so they are stored sparse).
     pub len: u64,
-    pub data: Vec<u8>,
+    /// Written bytes in blocks of [`BLOCK`] by block index: a write fills only the blocks it
+    /// touches, so a file costs what was written, at any offset, with no copy as it grows.
+    pub data: BTreeMap<u64, Box<[u8]>>,
     /// Ranges written by Put Range (inclusive, sorted, merged), for List Ranges.
     pub ranges: Vec<(u64, u64)>,
 }
@@ -86,13 +91,34 @@ pub struct File {
 impl File {
     pub fn read(&self, start: u64, end_inclusive: u64) -> Vec<u8> {
         let mut out = vec![0u8; (end_inclusive + 1 - start) as usize];
-        let have = self.data.len() as u64;
-        if start < have {
-            let stop = (end_inclusive + 1).min(have);
-            out[..(stop - start) as usize]
-                .copy_from_slice(&self.data[start as usize..stop as usize]);
+        for (at, block, part) in self.spans(start, out.len()) {
+            if let Some(data) = self.data.get(&block) {
+                let from = (at - start) as usize;
+                out[from..from + part.len()].copy_from_slice(&data[part]);
+            }
         }
         out
+    }
+
+    /// The pieces of `start..start + len`, one a block: where each starts, its block, and the
+    /// range of it inside that block.
+    fn spans(
+        &self,
+        start: u64,
+        len: usize,
+    ) -> impl Iterator<Item = (u64, u64, std::ops::Range<usize>)> {
+        let end = start + len as u64;
+        let mut at = start;
+        std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let (block, offset) = (at / BLOCK, (at % BLOCK) as usize);
+            let take = ((BLOCK - offset as u64).min(end - at)) as usize;
+            let span = (at, block, offset..offset + take);
+            at += take as u64;
+            Some(span)
+        })
     }
 
     /// Record `start..=end` as written (or, with `clear`, as cleared).
@@ -124,22 +150,34 @@ impl File {
         self.ranges = merged;
     }
 
+    /// Where the written bytes end (0: none written).
+    pub fn written_end(&self) -> u64 {
+        self.ranges.last().map_or(0, |&(_, end)| end + 1)
+    }
+
     pub fn write(&mut self, start: u64, bytes: &[u8]) {
-        let end = start as usize + bytes.len();
-        if self.data.len() < end {
-            self.data.resize(end, 0);
+        let mut from = 0;
+        for (_, block, part) in self.spans(start, bytes.len()).collect::<Vec<_>>() {
+            let len = part.len();
+            let data = self
+                .data
+                .entry(block)
+                .or_insert_with(|| vec![0u8; BLOCK as usize].into_boxed_slice());
+            data[part].copy_from_slice(&bytes[from..from + len]);
+            from += len;
         }
-        self.data[start as usize..end].copy_from_slice(bytes);
     }
 
     pub fn resize(&mut self, len: u64) {
         if len < self.len {
             self.mark(len, self.len.max(len + 1) - 1, true);
+            // What lay past the new end reads as zeros if the file grows again.
+            self.data.retain(|&block, _| block * BLOCK < len);
+            if let Some(last) = self.data.get_mut(&(len / BLOCK)) {
+                last[(len % BLOCK) as usize..].fill(0);
+            }
         }
         self.len = len;
-        if (self.data.len() as u64) > len {
-            self.data.truncate(len as usize);
-        }
     }
 }
 
@@ -243,5 +281,43 @@ impl File {
         } else {
             self.read(0, self.len - 1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64) -> File {
+        File {
+            props: Props::new("f", Vec::new()),
+            http: HttpHeaders::default(),
+            len,
+            data: BTreeMap::new(),
+            ranges: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn writes_across_blocks_read_back_with_zeros_where_nothing_was_written() {
+        let mut f = file(3 * BLOCK);
+        // Across the first block boundary, then one at the far end, last first.
+        f.write(3 * BLOCK - 2, b"yz");
+        f.write(BLOCK - 3, b"abcdef");
+        assert_eq!(f.read(BLOCK - 4, BLOCK + 3), b"\0abcdef\0");
+        assert_eq!(f.read(3 * BLOCK - 3, 3 * BLOCK - 1), b"\0yz");
+        assert_eq!(f.data.len(), 3, "only the blocks written to are stored");
+        assert_eq!(f.read(2 * BLOCK, 2 * BLOCK + 1), b"\0\0");
+    }
+
+    #[test]
+    fn a_shrunk_file_grown_again_reads_zeros_past_the_old_end() {
+        let mut f = file(2 * BLOCK);
+        f.write(BLOCK - 2, b"abcd");
+        f.resize(BLOCK - 1);
+        assert_eq!(f.data.len(), 1, "the block past the end is dropped");
+        f.resize(2 * BLOCK);
+        assert_eq!(f.read(BLOCK - 2, BLOCK + 1), b"a\0\0\0");
+        assert_eq!(f.read_all().len() as u64, 2 * BLOCK);
     }
 }

@@ -55,7 +55,7 @@ pub(super) fn create_file(share: &mut Share, req: &Req) -> Result<Reply, ApiErro
         props,
         http: http_headers(req, "x-ms-"),
         len,
-        data: Vec::new(),
+        data: Default::default(),
         ranges: Vec::new(),
     };
     let reply = Reply::new(201)

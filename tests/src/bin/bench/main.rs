@@ -37,10 +37,11 @@ async fn main() -> anyhow::Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let tools = tools::Tools {
-        // BENCH_RUNNER: another build of the runner (`target/dist/backup-worker`, what ships).
+        // The runner as it ships (the `dist` profile: the RSS counts its code pages too);
+        // BENCH_RUNNER: another build (`target/release/backup-worker`, a wrapper script).
         runner: std::env::var_os("BENCH_RUNNER")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| exe_dir.join("backup-worker")),
+            .unwrap_or_else(|| exe_dir.join("../dist/backup-worker")),
         rclone: harness::repo_root().join(".tools/venv/bin/rclone"),
     };
     for built in [&tools.runner, &exe_dir.join("files-server")] {

@@ -13,8 +13,9 @@ pub struct Measure {
     /// User + system CPU seconds of the process (its children included).
     pub cpu: f64,
     pub peak_rss: u64,
-    /// What the process printed (our runner: the job's result).
+    /// What the process printed (our runner: the job's result), and its log.
     pub stdout: String,
+    pub stderr: String,
 }
 
 /// Wait for `child` and take its cost. Panics naming `what` if it failed.
@@ -50,6 +51,7 @@ pub fn measure(mut child: Child, what: &str) -> Measure {
         cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
         peak_rss,
         stdout,
+        stderr,
     }
 }
 

@@ -22,7 +22,9 @@ pub async fn rows(runner: &Path, stack: &Stack) -> anyhow::Result<()> {
         ("Blob", "archive", r#""container": "restore""#),
         ("Files", "fileshare", r#""share": "restore""#),
     ];
-    println!("1 GiB file, loopback, chunk 4 MiB, 16 in flight; release build");
+    println!(
+        "1 GiB file, loopback, chunk 4 MiB, 16 in flight; the worker as it ships (profile `dist`)"
+    );
     println!(
         "{:<8} {:<8} {:>9} {:>9} {:>14}",
         "service", "job", "wall s", "MB/s", "peak RSS MiB"

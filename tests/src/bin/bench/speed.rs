@@ -13,7 +13,7 @@ use super::link::Link;
 use super::measure::{median, CpuWatch, MIB};
 use super::sets::Set;
 use super::sinks::{Service, Sink};
-use super::tools::{Source, Tool, Tools};
+use super::tools::{chunk_memory_peak, Source, Tool, Tools};
 
 pub struct Choice {
     pub sets: Vec<Set>,
@@ -31,6 +31,8 @@ struct Sample {
     rss: f64,
     sshd: f64,
     sink: f64,
+    /// Ours: the most chunk memory held at once (the part of the RSS the slots bound).
+    chunks: f64,
 }
 
 /// The median of each figure over some runs.
@@ -42,6 +44,7 @@ fn medians(samples: &[Sample]) -> Sample {
         rss: m(|s| s.rss),
         sshd: m(|s| s.sshd),
         sink: m(|s| s.sink),
+        chunks: m(|s| s.chunks),
     }
 }
 
@@ -53,9 +56,10 @@ pub async fn run(tools: &Tools, exe_dir: &Path, choice: Choice) -> anyhow::Resul
         link: &link,
     };
     println!(
-        "SFTP (sshd) -> Azure over {}, chunk 4 MiB, 16 requests in flight, release builds, \
+        "SFTP (sshd) -> Azure over {}, chunk 4 MiB, 16 requests in flight, worker {}, \
          medians of {} runs each\n",
         link.describe(),
+        tools.runner_build(),
         choice.reps
     );
     println!("| set | destination | run | wall s | MB/s | files/s | peak RSS MiB | CPU s | sshd CPU s | sink CPU s |");
@@ -178,6 +182,7 @@ fn one_run(tools: &Tools, tool: Tool, at: &Source, dir: &Path, sink: &Sink) -> S
         rss: m.peak_rss as f64,
         sshd: spent[0],
         sink: spent[1],
+        chunks: chunk_memory_peak(&m.stderr).unwrap_or(0) as f64,
     }
 }
 
@@ -228,6 +233,14 @@ fn judge(
         ours.cpu / gib,
         theirs.cpu / gib,
     );
+    // The slots bound the chunks; what grows with the file, if anything, is the rest.
+    if ours.chunks > 0.0 {
+        note.push_str(&format!(
+            "; ours held at most {:.1} MiB of chunks at once, and {:.1} MiB besides",
+            ours.chunks / MIB as f64,
+            (ours.rss - ours.chunks) / MIB as f64
+        ));
+    }
     // The worker's default requests meet the sink's ingest of those requests.
     if let Some(put) = limits.worker_put.as_ref().or(limits.put.as_ref()) {
         let (limit, name) = if cat.wall >= put.wall {
@@ -297,9 +310,11 @@ async fn sink_limits(
             let sink = Sink::start(service, exe_dir, at.link).await?;
             put.push(ingest(at, &sink, dir, Requests::Plain).await?);
             if blob && set == Set::SmallFiles {
+                let watch = CpuWatch::start(at.sshd.pid(), &[sink.pid()]);
                 let took = limits::sink_list(&sink, set.files()).await?;
                 list.push(Sample {
                     wall: took.as_secs_f64(),
+                    sink: watch.stop()[1],
                     ..Sample::default()
                 });
             }

@@ -45,6 +45,15 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// Which build of the worker runs, for the table's heading.
+    pub fn runner_build(&self) -> String {
+        match self.runner.parent().and_then(|d| d.file_name()) {
+            Some(dir) if dir == "dist" => "as it ships (profile `dist`)".into(),
+            Some(dir) if dir == "release" => "release build".into(),
+            _ => format!("`{}`", self.runner.display()),
+        }
+    }
+
     pub fn run(&self, tool: Tool, at: &Source, src: &Path, sink: &Sink) -> Measure {
         match tool {
             Tool::Ours => self.ours(at, src, sink, None),
@@ -71,8 +80,9 @@ impl Tools {
             harness::fault::route_sftp(&mut vars, at.link.sftp_port());
         }
         vars.extend(sink_vars);
-        let child =
-            harness::runner::spawn_with_vars(&self.runner, vars, &message, &[("RUST_LOG", "warn")]);
+        // Its `resources` line (info) tells the peak of chunk memory held.
+        let log = [("RUST_LOG", "warn,backup_worker=info")];
+        let child = harness::runner::spawn_with_vars(&self.runner, vars, &message, &log);
         let m = measure(child, "backup-worker");
         let result: serde_json::Value = serde_json::from_str(&m.stdout).unwrap_or_default();
         assert_eq!(
@@ -102,4 +112,11 @@ impl Tools {
             .expect("start rclone");
         measure(child, "rclone")
     }
+}
+
+/// The most chunk memory our runner held at once, from its `resources` log line (JSON).
+pub fn chunk_memory_peak(log: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains("chunk_memory_peak"))?;
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    value["chunk_memory_peak"].as_u64()
 }
