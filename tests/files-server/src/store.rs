@@ -81,9 +81,10 @@ pub struct File {
     /// The file's length; bytes never written read as zeros (files are created zero-filled
     /// at their final size, so they are stored sparse).
     pub len: u64,
-    /// Written bytes in blocks of [`BLOCK`] by block index: a write fills only the blocks it
-    /// touches, so a file costs what was written, at any offset, with no copy as it grows.
-    pub data: BTreeMap<u64, Box<[u8]>>,
+    /// Written bytes in blocks of up to [`BLOCK`] by block index, each as long as the furthest
+    /// byte written into it: a write fills only the blocks it touches, so a file costs what was
+    /// written (a small file, its size), at any offset, and growing copies at most one block.
+    pub data: BTreeMap<u64, Vec<u8>>,
     /// Ranges written by Put Range (inclusive, sorted, merged), for List Ranges.
     pub ranges: Vec<(u64, u64)>,
 }
@@ -93,8 +94,10 @@ impl File {
         let mut out = vec![0u8; (end_inclusive + 1 - start) as usize];
         for (at, block, part) in self.spans(start, out.len()) {
             if let Some(data) = self.data.get(&block) {
+                // Past the block's length: never written, zeros.
+                let have = part.start.min(data.len())..part.end.min(data.len());
                 let from = (at - start) as usize;
-                out[from..from + part.len()].copy_from_slice(&data[part]);
+                out[from..from + have.len()].copy_from_slice(&data[have]);
             }
         }
         out
@@ -159,10 +162,10 @@ impl File {
         let mut from = 0;
         for (_, block, part) in self.spans(start, bytes.len()).collect::<Vec<_>>() {
             let len = part.len();
-            let data = self
-                .data
-                .entry(block)
-                .or_insert_with(|| vec![0u8; BLOCK as usize].into_boxed_slice());
+            let data = self.data.entry(block).or_default();
+            if data.len() < part.end {
+                data.resize(part.end, 0);
+            }
             data[part].copy_from_slice(&bytes[from..from + len]);
             from += len;
         }
@@ -174,7 +177,7 @@ impl File {
             // What lay past the new end reads as zeros if the file grows again.
             self.data.retain(|&block, _| block * BLOCK < len);
             if let Some(last) = self.data.get_mut(&(len / BLOCK)) {
-                last[(len % BLOCK) as usize..].fill(0);
+                last.truncate((len % BLOCK) as usize);
             }
         }
         self.len = len;
@@ -307,6 +310,10 @@ mod tests {
         assert_eq!(f.read(BLOCK - 4, BLOCK + 3), b"\0abcdef\0");
         assert_eq!(f.read(3 * BLOCK - 3, 3 * BLOCK - 1), b"\0yz");
         assert_eq!(f.data.len(), 3, "only the blocks written to are stored");
+        assert_eq!(f.data[&2].len() as u64, BLOCK, "a block as long as what was written in it");
+        let mut small = file(16 * 1024);
+        small.write(0, &[7; 16 * 1024]);
+        assert_eq!(small.data[&0].len(), 16 * 1024, "a small file costs its size");
         assert_eq!(f.read(2 * BLOCK, 2 * BLOCK + 1), b"\0\0");
     }
 
