@@ -310,10 +310,18 @@ mod tests {
         assert_eq!(f.read(BLOCK - 4, BLOCK + 3), b"\0abcdef\0");
         assert_eq!(f.read(3 * BLOCK - 3, 3 * BLOCK - 1), b"\0yz");
         assert_eq!(f.data.len(), 3, "only the blocks written to are stored");
-        assert_eq!(f.data[&2].len() as u64, BLOCK, "a block as long as what was written in it");
+        assert_eq!(
+            f.data[&2].len() as u64,
+            BLOCK,
+            "a block as long as what was written in it"
+        );
         let mut small = file(16 * 1024);
         small.write(0, &[7; 16 * 1024]);
-        assert_eq!(small.data[&0].len(), 16 * 1024, "a small file costs its size");
+        assert_eq!(
+            small.data[&0].len(),
+            16 * 1024,
+            "a small file costs its size"
+        );
         assert_eq!(f.read(2 * BLOCK, 2 * BLOCK + 1), b"\0\0");
     }
 
