@@ -260,14 +260,9 @@ async fn temporaries_of_an_interrupted_run_are_removed_by_the_next_run() {
     let temporary = |name: &str, age: Duration| {
         let mut props = files_server::store::Props::new(name, Vec::new());
         props.last_modified = std::time::SystemTime::now() - age;
-        let mut file = files_server::store::File {
-            props,
-            http: Default::default(),
-            len: 1000,
-            data: Default::default(),
-            ranges: vec![(0, 9)],
-        };
+        let mut file = files_server::store::File::new(props, 1000);
         file.write(0, &[1; 10]);
+        file.mark(0, 9, false);
         files_server::store::Node::File(Box::new(file))
     };
     let (dead, busy) = (

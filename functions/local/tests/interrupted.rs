@@ -12,7 +12,9 @@ fn nodes(stack: &Stack) -> Vec<(String, usize)> {
             .nodes
             .values()
             .filter_map(|n| match n {
-                files_server::store::Node::File(f) => Some((f.props.name.clone(), f.data.len())),
+                files_server::store::Node::File(f) => {
+                    Some((f.props.name.clone(), f.written_end() as usize))
+                }
                 _ => None,
             })
             .collect()

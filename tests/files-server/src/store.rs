@@ -84,12 +84,24 @@ pub struct File {
     /// Written bytes in blocks of up to [`BLOCK`] by block index, each as long as the furthest
     /// byte written into it: a write fills only the blocks it touches, so a file costs what was
     /// written (a small file, its size), at any offset, and growing copies at most one block.
-    pub data: BTreeMap<u64, Vec<u8>>,
+    /// Private: read it with [`File::read`], [`File::written_end`].
+    pub(crate) data: BTreeMap<u64, Vec<u8>>,
     /// Ranges written by Put Range (inclusive, sorted, merged), for List Ranges.
     pub ranges: Vec<(u64, u64)>,
 }
 
 impl File {
+    /// An empty file of `len` bytes (all zeros until written).
+    pub fn new(props: Props, len: u64) -> Self {
+        File {
+            props,
+            http: HttpHeaders::default(),
+            len,
+            data: BTreeMap::new(),
+            ranges: Vec::new(),
+        }
+    }
+
     pub fn read(&self, start: u64, end_inclusive: u64) -> Vec<u8> {
         let mut out = vec![0u8; (end_inclusive + 1 - start) as usize];
         for (at, block, part) in self.spans(start, out.len()) {
@@ -292,13 +304,7 @@ mod tests {
     use super::*;
 
     fn file(len: u64) -> File {
-        File {
-            props: Props::new("f", Vec::new()),
-            http: HttpHeaders::default(),
-            len,
-            data: BTreeMap::new(),
-            ranges: Vec::new(),
-        }
+        File::new(Props::new("f", Vec::new()), len)
     }
 
     #[test]

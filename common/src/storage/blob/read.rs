@@ -193,8 +193,11 @@ impl BlobDestination {
                         return;
                     }
                 }
-                let Ok((rest, fetched)) = next.await else {
-                    return; // the runtime is shutting down
+                let (rest, fetched) = match next.await {
+                    Ok(done) => done,
+                    // A fetch that panicked fails this task: the listing then says it broke.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => return, // the runtime is shutting down
                 };
                 pages = rest;
                 page = match fetched {
