@@ -21,7 +21,8 @@ pub struct ChunkBuf {
 enum Memory {
     /// Filled up to the vector's length.
     Heap(Vec<u8>),
-    /// Filled up to `len`; the rest of the mapping is zeroed pages not yet touched.
+    /// Filled up to `len`; the rest is room (untouched zero pages, or an earlier chunk's bytes
+    /// once the buffer is used again).
     Mapped { map: MmapMut, len: usize },
 }
 
