@@ -139,6 +139,17 @@ pub fn spawn_listing<T, P, F>(
     });
 }
 
+/// The output of a task a listing's producer spawned (a folder read, a page fetch). A panic in
+/// it is raised again here, so the producer fails and [`spawn_listing`] reports the listing
+/// broken; `None` when the runtime is shutting down.
+pub async fn joined<T>(task: tokio::task::JoinHandle<T>) -> Option<T> {
+    match task.await {
+        Ok(output) => Some(output),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
 /// `root` joined with a relative `path`.
 pub fn join(root: &str, path: &str) -> String {
     if path.is_empty() {

@@ -18,6 +18,8 @@ use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::read::joined;
+
 /// One entry of a listed directory: a folder to walk into, or an item to yield.
 pub enum Entry<T> {
     Dir(String),
@@ -163,15 +165,13 @@ pub async fn walk_ahead<T, E, R, F>(
                     Some(task) => task,
                     None => tokio::spawn(read(dir.clone())),
                 };
-                match task.await {
-                    Ok(Ok(entries)) => {
+                match joined(task).await {
+                    Some(Ok(entries)) => {
                         walk.enter(&dir, entries);
                         continue;
                     }
-                    Ok(Err(e)) => failed(dir, e),
-                    // A read that panicked fails the walk's task, as reading in it would have.
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(_) => break, // the runtime is shutting down
+                    Some(Err(e)) => failed(dir, e),
+                    None => break, // the runtime is shutting down
                 }
             }
         };

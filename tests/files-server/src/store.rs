@@ -104,7 +104,7 @@ impl File {
 
     pub fn read(&self, start: u64, end_inclusive: u64) -> Vec<u8> {
         let mut out = vec![0u8; (end_inclusive + 1 - start) as usize];
-        for (at, block, part) in self.spans(start, out.len()) {
+        for (at, block, part) in spans(start, out.len()) {
             if let Some(data) = self.data.get(&block) {
                 // Past the block's length: never written, zeros.
                 let have = part.start.min(data.len())..part.end.min(data.len());
@@ -113,27 +113,6 @@ impl File {
             }
         }
         out
-    }
-
-    /// The pieces of `start..start + len`, one a block: where each starts, its block, and the
-    /// range of it inside that block.
-    fn spans(
-        &self,
-        start: u64,
-        len: usize,
-    ) -> impl Iterator<Item = (u64, u64, std::ops::Range<usize>)> {
-        let end = start + len as u64;
-        let mut at = start;
-        std::iter::from_fn(move || {
-            if at >= end {
-                return None;
-            }
-            let (block, offset) = (at / BLOCK, (at % BLOCK) as usize);
-            let take = ((BLOCK - offset as u64).min(end - at)) as usize;
-            let span = (at, block, offset..offset + take);
-            at += take as u64;
-            Some(span)
-        })
     }
 
     /// Record `start..=end` as written (or, with `clear`, as cleared).
@@ -172,7 +151,7 @@ impl File {
 
     pub fn write(&mut self, start: u64, bytes: &[u8]) {
         let mut from = 0;
-        for (_, block, part) in self.spans(start, bytes.len()).collect::<Vec<_>>() {
+        for (_, block, part) in spans(start, bytes.len()) {
             let len = part.len();
             let data = self.data.entry(block).or_default();
             if data.len() < part.end {
@@ -194,6 +173,23 @@ impl File {
         }
         self.len = len;
     }
+}
+
+/// The pieces of `start..start + len`, one a block: where each starts, its block, and the
+/// range of it inside that block.
+fn spans(start: u64, len: usize) -> impl Iterator<Item = (u64, u64, std::ops::Range<usize>)> {
+    let end = start + len as u64;
+    let mut at = start;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let (block, offset) = (at / BLOCK, (at % BLOCK) as usize);
+        let take = ((BLOCK - offset as u64).min(end - at)) as usize;
+        let span = (at, block, offset..offset + take);
+        at += take as u64;
+        Some(span)
+    })
 }
 
 #[derive(Debug, Clone)]

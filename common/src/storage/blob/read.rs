@@ -24,7 +24,7 @@ use crate::storage::azure::error::sdk_kind;
 use crate::storage::azure::probe::{connect_and_authenticate, within};
 use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AccountConfig;
-use crate::storage::read::{spawn_listing, RangeRead, RangedReader};
+use crate::storage::read::{joined, spawn_listing, RangeRead, RangedReader};
 use crate::storage::{join, Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
 
 type ListPages = PageIterator<Response<ListBlobsResponse, XmlFormat>>;
@@ -193,11 +193,8 @@ impl BlobDestination {
                         return;
                     }
                 }
-                let (rest, fetched) = match next.await {
-                    Ok(done) => done,
-                    // A fetch that panicked fails this task: the listing then says it broke.
-                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    Err(_) => return, // the runtime is shutting down
+                let Some((rest, fetched)) = joined(next).await else {
+                    return; // the runtime is shutting down
                 };
                 pages = rest;
                 page = match fetched {
