@@ -246,9 +246,8 @@ async fn record_plan(
 /// A short, stable name for `value`: a duplicate delivery of one message writes the same
 /// markers and hands back the same rest, so nothing is counted twice.
 pub(super) fn digest(value: &impl Serialize) -> Result<String> {
-    use md5::Digest;
     let bytes = json(value)?;
-    Ok(md5::Md5::digest(&bytes)
+    Ok(md5_simd::digest(&bytes)
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))

@@ -13,7 +13,6 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 
 use crate::config::Profile;
 use crate::error::Result;
@@ -68,7 +67,7 @@ impl BodySum {
     }
 
     pub fn md5_of(data: &[u8]) -> BodySum {
-        BodySum::Md5(Md5::digest(data).into())
+        BodySum::Md5(md5_simd::digest(data))
     }
 
     /// The request header that carries it, and the header's value.

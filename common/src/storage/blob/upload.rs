@@ -11,7 +11,6 @@ use azure_storage_blob::models::{
 };
 use azure_storage_blob::BlockBlobClient;
 use bytes::Bytes;
-use md5::Digest;
 
 use super::{map_sdk_error, metadata};
 use crate::error::{Error, ErrorKind, Result};
@@ -35,7 +34,7 @@ pub(super) struct BlockNaming {
 impl BlockNaming {
     pub(super) fn new(size: u64, mtime: i64, chunk_size: u64) -> Self {
         let key = format!("{size}\n{mtime}\n{chunk_size}");
-        let digest = md5::Md5::digest(key.as_bytes());
+        let digest = md5_simd::digest(key.as_bytes());
         BlockNaming {
             version: hex::encode(&digest[..8]),
         }

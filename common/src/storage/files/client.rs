@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use md5::{Digest, Md5};
 use url::Url;
 
 use super::config::FilesConfig;
@@ -473,7 +472,7 @@ impl FilesClient {
     /// Get File with `x-ms-range-get-content-md5`), `None` if the file is gone.
     pub async fn range_md5(&self, path: &str, offset: u64, len: u64) -> Result<Option<[u8; 16]>> {
         if len == 0 {
-            return Ok(Some(Md5::digest([]).into()));
+            return Ok(Some(md5_simd::digest(&[])));
         }
         let headers = [
             ("x-ms-range", format!("bytes={offset}-{}", offset + len - 1)),

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use md5::Digest;
 
 use super::azure::probe::{connect_and_authenticate, within};
 use super::azure::AccountConfig;
@@ -138,7 +137,7 @@ impl FilesDestination {
 /// the cut (hashed to 12 bytes), so only an attempt at the same version claims it.
 fn version(target: &str, size: u64, mtime: i64, chunk_size: u64) -> String {
     let key = format!("{target}\n{size}\n{mtime}\n{chunk_size}");
-    md5::Md5::digest(key.as_bytes())
+    md5_simd::digest(key.as_bytes())
         .iter()
         .take(12)
         .map(|b| format!("{b:02x}"))
@@ -329,7 +328,7 @@ impl Destination for FilesDestination {
         let meta = FileMeta {
             size: data.len() as u64,
             mtime: unix_now(),
-            md5: md5::Md5::digest(&data).into(),
+            md5: md5_simd::digest(&data),
         };
         self.put_small(&format!("{RESERVED_DIR}/{name}"), data, &meta)
             .await
@@ -341,7 +340,7 @@ impl Destination for FilesDestination {
         let (dir, _) = target.rsplit_once('/').unwrap_or(("", &target));
         self.ensure_dir(dir).await?;
         let temporary = upload::own_name(dir, "create");
-        let md5: [u8; 16] = md5::Md5::digest(&data).into();
+        let md5 = md5_simd::digest(&data);
         let size = data.len() as u64;
         let created = async {
             self.client

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use md5::Digest;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -305,7 +304,7 @@ impl Destination for SftpDestination {
         let meta = FileMeta {
             size: data.len() as u64,
             mtime: unix_now(),
-            md5: md5::Md5::digest(&data).into(),
+            md5: md5_simd::digest(&data),
         };
         self.put_small(&format!("{RESERVED_DIR}/{name}"), data, &meta)
             .await
