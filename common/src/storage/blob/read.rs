@@ -5,11 +5,11 @@ use std::num::NonZero;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::http::pager::{Page, PageIterator};
-use azure_core::http::{ClientOptions, Response, Url, XmlFormat};
+use azure_core::http::pager::Page;
+use azure_core::http::{ClientOptions, Url};
 use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobContainerClientListBlobsOptions, BlobItem, ListBlobsIncludeItem, ListBlobsResponse,
+    BlobContainerClientListBlobsOptions, BlobItem, ListBlobsIncludeItem,
 };
 use azure_storage_blob::{BlobClient, BlobClientOptions};
 use bytes::{Bytes, BytesMut};
@@ -26,18 +26,6 @@ use crate::storage::azure::url_path::push_segments;
 use crate::storage::azure::AccountConfig;
 use crate::storage::read::{joined, spawn_listing, RangeRead, RangedReader};
 use crate::storage::{join, Destination, ListItem, Source, SourceFile, SourceReader, RESERVED_DIR};
-
-type ListPages = PageIterator<Response<ListBlobsResponse, XmlFormat>>;
-
-/// The blobs of the next page of a listing (`None`: it ended).
-async fn next_items(
-    pages: &mut ListPages,
-) -> azure_core::Result<Option<<ListBlobsResponse as Page>::IntoIter>> {
-    match pages.try_next().await? {
-        Some(page) => Ok(Some(page.into_items().await?)),
-        None => Ok(None),
-    }
-}
 
 /// What a blob holds, as a reader needs it.
 pub(super) struct Properties {
@@ -151,10 +139,11 @@ fn to_source_file(item: BlobItem, list_prefix: &str) -> Option<SourceFile> {
 
 impl BlobDestination {
     /// Every blob whose name starts with `list_prefix`, page by page, in the service's order
-    /// (by name), each turned into a `T` by `keep` (`None`: not data). The first page is read
-    /// here, so a missing container or a refused listing fails the caller; a later page's error
-    /// is the stream's last item. The next page is asked for while this one is handed over, so
-    /// a listing-bound run waits for the service once per page, not twice (memory: two pages).
+    /// (by name), each turned into a `T` by `keep` (`None`: not data). The first page is
+    /// fetched here, so a missing container or a refused listing fails the caller; a later
+    /// error (a page refused or unreadable) is the stream's last item. The next page is asked
+    /// for before this one is parsed, so a listing-bound run waits for the service and little
+    /// else (memory: two pages).
     pub(super) async fn list_blobs<T: Send + 'static>(
         &self,
         list_prefix: String,
@@ -175,17 +164,27 @@ impl BlobDestination {
             .list_blobs(Some(options))
             .map_err(&map_err)?
             .into_pages();
-        let first = next_items(&mut pages).await.map_err(&map_err)?;
+        let first = pages.try_next().await.map_err(&map_err)?;
         let (tx, rx) = mpsc::channel(1024);
         let failed = Arc::new(failed);
         let broken = failed.clone();
         let produce = |tx: mpsc::Sender<T>| async move {
             let mut page = first;
-            while let Some(items) = page {
+            while let Some(raw) = page {
+                // The pager has this page's marker already: the next page is on its way
+                // while this one is parsed and handed over.
                 let next = tokio::spawn(async move {
-                    let fetched = next_items(&mut pages).await;
+                    let fetched = pages.try_next().await;
                     (pages, fetched)
                 });
+                let items = match raw.into_items().await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        next.abort();
+                        let _ = tx.send(failed(map_err(e))).await;
+                        return;
+                    }
+                };
                 for item in items {
                     let Some(kept) = keep(item) else { continue };
                     if tx.send(kept).await.is_err() {
