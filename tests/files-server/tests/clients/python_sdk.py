@@ -46,7 +46,10 @@ contents = {
 }
 for path, data in contents.items():
     f = share.get_file_client(path)
-    f.upload_file(data, content_settings=ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
+    # validate_content: each Put Range carries hashlib's MD5 of its bytes, which the server
+    # compares with its own (a mismatch fails the upload).
+    f.upload_file(data, validate_content=True,
+                  content_settings=ContentSettings(content_md5=bytearray(hashlib.md5(data).digest())))
 
 listing = []
 def walk(directory, prefix):
