@@ -4,7 +4,7 @@
 //! File + 4 MiB Put Ranges for Files, 16 requests in flight, no hashing). Blob adds the ingest of
 //! the worker's own requests (4 MiB Put Blocks carrying CRC-64, checksums computed before the
 //! clock starts: Azurite checks CRC-64 in JavaScript, which binds the default rows) and, for the
-//! unchanged rerun, the listing of what the container holds.
+//! unchanged rerun, the listing of a container holding what the worker's backup wrote.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -94,7 +94,7 @@ pub async fn sink_put(sink: &Sink, dir: &Path, requests: Requests) -> anyhow::Re
 }
 
 /// List everything the sink's container holds (with metadata, as the worker lists), page
-/// after page; the wall time.
+/// after page; the wall time. `expected`: how many blobs it must hold.
 pub async fn sink_list(sink: &Sink, expected: u64) -> anyhow::Result<Duration> {
     let sas = sink
         .container_sas_url()
