@@ -142,8 +142,8 @@ impl BlobDestination {
     /// (by name), each turned into a `T` by `keep` (`None`: not data). The first page is
     /// fetched here, so a missing container or a refused listing fails the caller; a later
     /// error (a page refused or unreadable) is the stream's last item. The next page is asked
-    /// for before this one is parsed, so a listing-bound run waits for the service and little
-    /// else (memory: two pages).
+    /// for before this one is parsed and handed over, so our parsing is never what the next
+    /// request waits for (memory: two pages).
     pub(super) async fn list_blobs<T: Send + 'static>(
         &self,
         list_prefix: String,
@@ -171,8 +171,7 @@ impl BlobDestination {
         let produce = |tx: mpsc::Sender<T>| async move {
             let mut page = first;
             while let Some(raw) = page {
-                // The pager has this page's marker already: the next page is on its way
-                // while this one is parsed and handed over.
+                // The pager has read this page's marker already.
                 let next = tokio::spawn(async move {
                     let fetched = pages.try_next().await;
                     (pages, fetched)
